@@ -1,0 +1,135 @@
+"""Data files the course ships, and turning a token sequence into training batches (Chapter 1).
+
+Every file is identified by its sha256. `data_path` looks for the copy shipped in the repository's
+`data/` folder first; only when there is none (a bare `pip install` of the package) does it download
+the file from its original source into a cache. Either way the hash is checked before the file is used,
+and one line says which path was taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A file the course uses: its name in `data/`, its sha256 and where it comes from."""
+
+    name: str
+    sha256: str
+    url: str
+
+
+TINY_SHAKESPEARE = DataFile(
+    name="tinyshakespeare.txt",
+    sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+)
+GPT2_BPE_RANKS = DataFile(
+    name="gpt2.tiktoken",
+    sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+    url="https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken",
+)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Raise ValueError unless the file's sha256 is `expected`."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ValueError(
+            f"{path.name}: sha256 is {actual}, expected {expected}. The file is corrupt or a different "
+            "version; delete it and let the course fetch it again."
+        )
+
+
+def _shipped_dirs() -> list[Path]:
+    """Where a shipped `data/` folder may be: $MINIGPT_DATA, beside the package, or above the cwd."""
+    dirs = []
+    if os.environ.get("MINIGPT_DATA"):
+        dirs.append(Path(os.environ["MINIGPT_DATA"]))
+    dirs.append(Path(__file__).resolve().parents[2] / "data")  # repository checkout: code/minigpt/ -> data/
+    here = Path.cwd().resolve()
+    dirs += [d / "data" for d in (here, *here.parents)]
+    return dirs
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MINIGPT_CACHE", Path.home() / ".cache" / "minigpt"))
+
+
+def data_path(file: DataFile, verbose: bool = True) -> Path:
+    """Path to a verified copy of `file`: the shipped one if present, else a downloaded one."""
+    for folder in _shipped_dirs():
+        path = folder / file.name
+        if path.is_file():
+            verify_sha256(path, file.sha256)
+            if verbose:
+                print(f"{file.name}: using the copy shipped in the course's data/ folder (sha256 verified)")
+            return path
+    path = _cache_dir() / file.name
+    if not path.is_file():
+        if verbose:
+            print(f"{file.name}: not shipped here, downloading it from {file.url}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(path.suffix + ".part")
+        urllib.request.urlretrieve(file.url, partial)
+        verify_sha256(partial, file.sha256)
+        os.replace(partial, path)
+    else:
+        verify_sha256(path, file.sha256)
+        if verbose:
+            print(f"{file.name}: using the copy downloaded earlier to the cache (sha256 verified)")
+    return path
+
+
+def load_text(file: DataFile = TINY_SHAKESPEARE, verbose: bool = True) -> str:
+    """The verified text of a shipped text file (by default Tiny Shakespeare)."""
+    return data_path(file, verbose).read_text(encoding="utf-8")
+
+
+def train_val_split(data: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a 1-D token sequence into its first (1 - val_fraction) and its last val_fraction.
+
+    The split is by position, not at random: validation text is a contiguous stretch the model never
+    trains on, so its loss measures how well the model does on unseen text.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    n_train = int(len(data) * (1 - val_fraction))
+    return data[:n_train], data[n_train:]
+
+
+def get_batch(
+    data: torch.Tensor,
+    block_size: int,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows of `block_size` tokens (x) and the same windows shifted by one (y).
+
+    y[b, t] is the token that follows x[b, : t + 1], so one window gives `block_size` training examples.
+    """
+    if len(data) <= block_size:
+        raise ValueError(
+            f"the sequence has {len(data)} tokens, but a batch needs more than block_size={block_size} "
+            "(a window plus the one token that follows it)"
+        )
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
+    x = torch.stack([data[s : s + block_size] for s in starts.tolist()])  # (B, T)
+    y = torch.stack([data[s + 1 : s + block_size + 1] for s in starts.tolist()])  # (B, T)
+    return x.to(device), y.to(device)
