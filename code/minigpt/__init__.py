@@ -1,6 +1,7 @@
 """minigpt: the package built, chapter by chapter, in *Build a GPT from scratch*."""
 
 from .bigram import BigramLanguageModel
+from .model import GPT, GPTConfig
 from .data import (
     GPT2_BPE_RANKS,
     TINY_SHAKESPEARE,

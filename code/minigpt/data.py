@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -67,7 +68,8 @@ def _shipped_dirs() -> list[Path]:
     return dirs
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where downloads and encoded token files are kept: $MINIGPT_CACHE, or ~/.cache/minigpt."""
     return Path(os.environ.get("MINIGPT_CACHE", Path.home() / ".cache" / "minigpt"))
 
 
@@ -80,7 +82,7 @@ def data_path(file: DataFile, verbose: bool = True) -> Path:
             if verbose:
                 print(f"{file.name}: using the copy shipped in the course's data/ folder (sha256 verified)")
             return path
-    path = _cache_dir() / file.name
+    path = cache_dir() / file.name
     if not path.is_file():
         if verbose:
             print(f"{file.name}: not shipped here, downloading it from {file.url}")
@@ -101,6 +103,28 @@ def load_text(file: DataFile = TINY_SHAKESPEARE, verbose: bool = True) -> str:
     return data_path(file, verbose).read_text(encoding="utf-8")
 
 
+def write_tokens(tokens, path: str | Path) -> Path:
+    """Write token ids (each below 65,536) to a flat uint16 file, atomically.
+
+    Two bytes a token: GPT-2's 50,257 ids fit, and a corpus of any size can then be memory-mapped
+    with `read_tokens` instead of loaded whole.
+    """
+    array = np.asarray(tokens)
+    if array.size and (array.min() < 0 or array.max() >= 2**16):
+        raise ValueError(f"token ids must be in [0, 65536) to be stored as uint16, got {array.min()}..{array.max()}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".part")
+    array.astype(np.uint16).tofile(partial)
+    os.replace(partial, path)
+    return path
+
+
+def read_tokens(path: str | Path) -> np.ndarray:
+    """A uint16 token file as a read-only memory map: pages load from disk only as windows need them."""
+    return np.memmap(path, dtype=np.uint16, mode="r")
+
+
 def train_val_split(data: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a 1-D token sequence into its first (1 - val_fraction) and its last val_fraction.
 
@@ -114,7 +138,7 @@ def train_val_split(data: torch.Tensor, val_fraction: float = 0.1) -> tuple[torc
 
 
 def get_batch(
-    data: torch.Tensor,
+    data: torch.Tensor | np.ndarray,
     block_size: int,
     batch_size: int,
     generator: torch.Generator | None = None,
@@ -123,13 +147,24 @@ def get_batch(
     """Random windows of `block_size` tokens (x) and the same windows shifted by one (y).
 
     y[b, t] is the token that follows x[b, : t + 1], so one window gives `block_size` training examples.
+    `data` is a 1-D tensor or NumPy array of token ids (a memory-mapped uint16 file works too).
     """
     if len(data) <= block_size:
         raise ValueError(
             f"the sequence has {len(data)} tokens, but a batch needs more than block_size={block_size} "
             "(a window plus the one token that follows it)"
         )
-    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
-    x = torch.stack([data[s : s + block_size] for s in starts.tolist()])  # (B, T)
-    y = torch.stack([data[s + 1 : s + block_size + 1] for s in starts.tolist()])  # (B, T)
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).tolist()  # (B,)
+    return windows_at(data, starts, block_size, device)
+
+
+def windows_at(
+    data: torch.Tensor | np.ndarray, starts: list[int], block_size: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows x = data[s : s + block_size] and y = data[s + 1 : s + block_size + 1] for each start s."""
+    rows = [torch.as_tensor(np.asarray(data[s : s + block_size + 1]).astype(np.int64)) for s in starts]
+    xy = torch.stack(rows)  # (B, T + 1)
+    x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()  # (B, T) each
+    if torch.device(device).type == "cuda":  # pinned memory lets the copy overlap with compute
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
     return x.to(device), y.to(device)

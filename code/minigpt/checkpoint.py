@@ -1,0 +1,137 @@
+"""Checkpoints that survive a crash (Chapter 4).
+
+A checkpoint is a folder `step_000500/` inside the run's checkpoint directory holding
+
+    model.safetensors   the weights (safetensors: no pickle, loads safely from anywhere)
+    config.json         the model's GPTConfig and the run's TrainConfig
+    state.pt            optimizer, loss scaler, data-order and RNG states, history (plain tensors
+                        and numbers, read back with torch.load(weights_only=True))
+
+Writing is atomic: the folder is written under a temporary name, flushed to disk, renamed into
+place, and only then does the file `latest` (itself replaced atomically) point at it. A crash at any
+moment leaves `latest` naming a complete checkpoint, so nothing already saved is ever lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .model import GPT, GPTConfig
+
+KEEP_LAST = 2  # older checkpoints are removed once a newer one is safely in place
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    """The model's weights as safetensors; tied tensors (the LM head) are stored once."""
+    state, seen = {}, set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:  # lm_head.weight is transformer.wte.weight
+            continue
+        seen.add(tensor.data_ptr())
+        state[name] = tensor.detach().cpu().contiguous()
+    save_file(state, str(path))
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load safetensors weights into `model`, naming any tensor that is missing or the wrong shape."""
+    state = load_file(str(path))
+    expected = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight" or k in state}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong:
+        problems = [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected)
+        raise ValueError(
+            f"the checkpoint {path} does not fit this model (was it saved from another configuration?): "
+            + "; ".join(problems + wrong)
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def save_checkpoint(directory: Path, trainer) -> Path:
+    """Atomically write the trainer's run to directory/step_NNNNNN and point `latest` at it."""
+    from .train import trainer_state
+
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step_{trainer.step:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=directory))
+    try:
+        save_weights(trainer.model, tmp / "model.safetensors")
+        (tmp / "config.json").write_text(
+            json.dumps({"model": trainer.model.config.to_dict(), "train": trainer_state(trainer)["train_config"]}, indent=2)
+        )
+        torch.save(trainer_state(trainer), tmp / "state.pt")
+        for f in tmp.iterdir():
+            _fsync(f)
+        if final.exists():  # the same step saved again: replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = directory / ".latest.tmp"
+    pointer.write_text(final.name)
+    _fsync(pointer)
+    os.replace(pointer, directory / "latest")
+    for old in sorted(directory.glob("step_*"))[:-KEEP_LAST]:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(directory: str | Path) -> Path:
+    """The checkpoint that `latest` names in a run's checkpoint directory."""
+    directory = Path(directory)
+    pointer = directory / "latest"
+    if not pointer.is_file():
+        raise FileNotFoundError(f"no checkpoint in {directory}: it has no 'latest' file")
+    return directory / pointer.read_text().strip()
+
+
+def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> GPT:
+    """A GPT built from a checkpoint folder's config.json and model.safetensors."""
+    checkpoint = Path(checkpoint)
+    config = GPTConfig(**json.loads((checkpoint / "config.json").read_text())["model"])
+    model = GPT(config)
+    load_weights(model, checkpoint / "model.safetensors")
+    return model.to(device)
+
+
+def resume(trainer, checkpoint: str | Path | None = None) -> None:
+    """Restore a freshly built Trainer to the state saved in `checkpoint` (default: the latest).
+
+    The trainer's model must have the checkpoint's configuration; after this, `trainer.train()`
+    continues the saved run as if it had never stopped.
+    """
+    from .train import restore_trainer_state
+
+    checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(trainer.checkpoint_dir)
+    saved = json.loads((checkpoint / "config.json").read_text())["model"]
+    if saved != trainer.model.config.to_dict():
+        diff = {k: (saved.get(k), v) for k, v in trainer.model.config.to_dict().items() if saved.get(k) != v}
+        raise ValueError(
+            f"the checkpoint {checkpoint.name} was saved from a different model configuration; "
+            f"(checkpoint, this model) differ in {diff}"
+        )
+    load_weights(trainer.model, checkpoint / "model.safetensors")
+    restore_trainer_state(trainer, torch.load(checkpoint / "state.pt", weights_only=True, map_location="cpu"))

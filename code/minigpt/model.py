@@ -1,0 +1,198 @@
+"""The GPT model (Chapters 2 and 3).
+
+One file for the whole model, in the shape of GPT-2: token and position embeddings, a stack of
+pre-LayerNorm transformer blocks (causal self-attention, then a feed-forward MLP, each inside a
+residual connection), a final LayerNorm and a language-model head tied to the token embedding.
+
+Parameter names follow GPT-2's own checkpoints (`transformer.wte`, `transformer.h.0.attn.c_attn`,
+`transformer.h.0.mlp.c_fc`, ...), so that Chapter 5 can load OpenAI's weights by name:
+
+    wte   word (token) embedding        ln_1, ln_2   LayerNorms before attention and MLP
+    wpe   word position embedding       c_attn       the fused query/key/value projection
+    h     the list of blocks            c_proj       the output projections
+    ln_f  the final LayerNorm           c_fc         the MLP's expansion
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GPTConfig:
+    """The shape of a GPT. The defaults are GPT-2 small (124M parameters)."""
+
+    block_size: int = 1024  # the longest context the model can see (number of position embeddings)
+    vocab_size: int = 50257
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear layers and LayerNorms, as in GPT-2
+
+    def __post_init__(self) -> None:
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: each head gets "
+                f"n_embd / n_head dimensions (nearest that fit: {_divisors_near(self.n_embd, self.n_head)})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _divisors_near(n: int, near: int) -> str:
+    """The divisors of n just below and just above `near`, as "n_head=4 or n_head=5"."""
+    below = max(d for d in range(1, min(near, n) + 1) if n % d == 0)
+    above = min((d for d in range(near, n + 1) if n % d == 0), default=below)
+    return " or ".join(f"n_head={d}" for d in sorted({below, above}))
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where each position sees only itself and the positions before it.
+
+    All heads' queries, keys and values come from one Linear layer (`c_attn`), which is the same as
+    a separate (n_embd -> head_size) projection per head, side by side, but runs as one matrix product.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, 3C) -> 3 x (B, T, C)
+        # Give each head its own slice of the channels: (B, T, C) -> (B, n_head, T, head_size)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        # softmax(q k^T / sqrt(head_size), masked to the past) v, in one fused kernel
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, n_head, T, head_size)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """The feed-forward network each position runs on its own: expand 4x, GELU, project back."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's GELU is the tanh approximation
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
+
+
+class Block(nn.Module):
+    """One transformer block: communicate (attention), then compute (MLP), each a residual update."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))  # pre-LayerNorm: normalise the input of each branch,
+        x = x + self.mlp(self.ln_2(x))  # leaving the residual stream itself untouched
+        return x
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wpe=nn.Embedding(config.block_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Weight tying: the output layer scores token i by the dot product with token i's own
+        # embedding. One matrix serves both ends, which saves vocab_size x n_embd parameters.
+        self.lm_head.weight = self.transformer.wte.weight
+        self.apply(self._init_weights)
+        # GPT-2's scaled initialisation: each block adds two residual updates (attention and MLP)
+        # to the stream, so their output projections start at std 0.02 / sqrt(2 n_layer) and the
+        # stream's variance stays about the same however deep the model is.
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters, each counted once (the tied head is the token embedding).
+
+        With `non_embedding`, the position embeddings are left out, as in GPT-2's own counts.
+        """
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab_size) for token ids `idx` (B, T); with `targets`, also the mean loss."""
+        self._check_input(idx)
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)  # (T,)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
+        x = self.transformer.drop(x)
+        for block in self.transformer.h:
+            x = block(x)  # (B, T, C)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
+        return logits, loss
+
+    def _check_input(self, idx: torch.Tensor) -> None:
+        if idx.dim() != 2:
+            raise ValueError(f"expected token ids of shape (batch, time), got shape {tuple(idx.shape)}")
+        T = idx.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(
+                f"sequence of length {T} is longer than block_size={self.config.block_size}, the "
+                "longest context this model has position embeddings for; crop it to the last "
+                f"{self.config.block_size} tokens"
+            )
+        if idx.numel():
+            low, high = int(idx.min()), int(idx.max())
+            if low < 0 or high >= self.config.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(
+                    f"token id {bad} is outside the vocabulary: ids must be in [0, {self.config.vocab_size})"
+                )

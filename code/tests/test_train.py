@@ -1,0 +1,194 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import minigpt
+from minigpt import GPT, GPTConfig
+from minigpt.checkpoint import latest_checkpoint, load_model, load_weights, resume
+from minigpt.train import Trainer, TrainConfig, lr_at, make_optimizer
+
+MODEL = GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
+
+
+def tokens(n=5000, seed=0):
+    """A learnable sequence over 40 ids: mostly i -> i + 1, with some noise."""
+    g = torch.Generator().manual_seed(seed)
+    steps = torch.where(torch.rand(n, generator=g) < 0.8, 1, torch.randint(40, (n,), generator=g))
+    return torch.cumsum(steps, 0) % 40
+
+
+def make_trainer(checkpoint_dir=None, model_config=MODEL, seed=0, **overrides):
+    torch.manual_seed(seed)
+    settings = dict(max_steps=12, batch_size=4, lr=3e-3, warmup_steps=3, eval_interval=4, eval_windows=8)
+    config = TrainConfig(**{**settings, **overrides})
+    return Trainer(GPT(model_config), tokens(), tokens(800, seed=1), config, checkpoint_dir=checkpoint_dir)
+
+
+def params(trainer):
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_schedule_values_at_key_steps():
+    config = TrainConfig(max_steps=1000, lr=1e-3, min_lr=1e-4, warmup_steps=100)
+    assert lr_at(0, config) == pytest.approx(1e-5)  # warmup starts at lr / warmup_steps
+    assert lr_at(49, config) == pytest.approx(5e-4)
+    assert lr_at(99, config) == pytest.approx(1e-3)  # end of warmup: the peak
+    assert lr_at(550, config) == pytest.approx(5.5e-4)  # halfway through the cosine: the midpoint
+    assert lr_at(1000, config) == pytest.approx(1e-4)  # the floor
+    assert lr_at(5000, config) == pytest.approx(1e-4)
+    lrs = [lr_at(s, config) for s in range(100, 1001)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # monotone decay after warmup
+    assert TrainConfig(lr=3e-3).final_lr == pytest.approx(3e-4)  # default floor: lr / 10
+
+
+def test_weight_decay_only_on_matrices():
+    model = GPT(MODEL)
+    decayed, plain = make_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu")).param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_gradients_of_4x8_equal_1x32():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=32))
+    x, y = minigpt.get_batch(tokens(), 16, 32, torch.Generator().manual_seed(0))
+
+    def loss_of(xb, yb):
+        logits, _ = model(xb)
+        return F.cross_entropy(logits.flatten(0, 1), yb.flatten())
+
+    loss_of(x, y).backward()  # one batch of 32
+    big = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for i in range(4):  # four micro-batches of 8, each loss divided by 4, gradients summed
+        (loss_of(x[i * 8 : (i + 1) * 8], y[i * 8 : (i + 1) * 8]) / 4).backward()
+    for accumulated, reference in zip((p.grad for p in model.parameters()), big):
+        torch.testing.assert_close(accumulated, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_trainer_steps_with_accumulation_equal_steps_with_the_large_batch():
+    no_dropout = GPTConfig(**{**MODEL.to_dict(), "dropout": 0.0})
+    accumulated = make_trainer(model_config=no_dropout, batch_size=8, grad_accum_steps=4, max_steps=5)
+    large = make_trainer(model_config=no_dropout, batch_size=32, grad_accum_steps=1, max_steps=5)
+    assert accumulated.tokens_per_step == large.tokens_per_step
+    for _ in range(5):
+        loss_a, _ = accumulated.train_step()
+        loss_b, _ = large.train_step()
+        assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    for a, b in zip(params(accumulated), params(large)):  # Adam amplifies rounding in tiny gradients,
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # hence an absolute tolerance
+
+
+def test_training_lowers_the_loss_and_records_history():
+    trainer = make_trainer(max_steps=40, eval_interval=20)
+    history = trainer.train(progress=False)
+    assert [row["step"] for row in history] == [0, 20, 40]
+    assert history[-1]["val_loss"] < history[0]["val_loss"] - 0.3
+    assert history[-1]["tokens"] == 40 * 4 * 16
+
+
+def test_resumed_run_continues_exactly(tmp_path):
+    straight = make_trainer()
+    straight.train(progress=False)
+
+    interrupted = make_trainer(tmp_path)
+    interrupted.train(progress=False, until=6)  # stop halfway, as a crash after a checkpoint would
+    interrupted.save_checkpoint()
+    del interrupted
+
+    resumed = make_trainer(tmp_path, seed=99)  # a new process: different initial weights and RNG
+    torch.manual_seed(12345)
+    resume(resumed)
+    assert resumed.step == 6
+    resumed.train(progress=False)
+    assert resumed.history == [{**row, "seconds": r["seconds"]} for row, r in zip(straight.history, resumed.history)]
+    for a, b in zip(params(resumed), params(straight)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # bit for bit on the CPU
+
+
+def test_checkpoint_is_safetensors_and_loads_into_an_equal_model(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=4)
+    trainer.train(progress=False)
+    checkpoint = trainer.save_checkpoint()
+    assert latest_checkpoint(tmp_path) == checkpoint
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["config.json", "model.safetensors", "state.pt"]
+    loaded = load_model(checkpoint).eval()
+    x = tokens(32)[None, :16]
+    torch.testing.assert_close(loaded(x)[0], trainer.model.eval()(x)[0])
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight  # tying survives the round trip
+
+
+def test_a_crash_during_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, max_steps=8)
+    trainer.train(progress=False, until=4)
+    first = trainer.save_checkpoint()
+    trainer.train(progress=False)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(torch, "save", crash)  # weights and config are written, then this fails
+    with pytest.raises(OSError, match="simulated"):
+        trainer.save_checkpoint()
+    monkeypatch.undo()
+
+    assert latest_checkpoint(tmp_path) == first  # `latest` still names the complete checkpoint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", first.name]  # no half-written folder
+    restored = make_trainer(tmp_path, max_steps=8)
+    resume(restored)
+    assert restored.step == 4
+
+
+def test_resuming_into_a_different_configuration_is_a_clear_error(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=2)
+    trainer.train(progress=False)
+    checkpoint = trainer.save_checkpoint()
+    wider = make_trainer(tmp_path, model_config=GPTConfig(**{**MODEL.to_dict(), "n_embd": 64}))
+    with pytest.raises(ValueError, match=r"different model configuration.*'n_embd': \(32, 64\)"):
+        resume(wider)
+    with pytest.raises(ValueError, match=r"transformer\.wte\.weight: checkpoint \(40, 32\), model \(40, 64\)"):
+        load_weights(wider.model, checkpoint / "model.safetensors")
+
+
+def test_corpus_shorter_than_one_window_is_a_clear_error():
+    with pytest.raises(ValueError, match="the training data has 10 tokens, fewer than one window of block_size=16"):
+        Trainer(GPT(MODEL), torch.arange(10), tokens(800), TrainConfig())
+
+
+def test_token_files_round_trip_as_uint16(tmp_path):
+    ids = np.array([0, 1, 50256, 65535])
+    path = minigpt.data.write_tokens(ids, tmp_path / "t.bin")
+    assert path.stat().st_size == 8  # two bytes a token
+    assert minigpt.data.read_tokens(path).tolist() == ids.tolist()
+    with pytest.raises(ValueError, match="uint16"):
+        minigpt.data.write_tokens([70000], tmp_path / "bad.bin")
+
+
+def test_ddp_with_two_processes_matches_one_process_with_the_same_global_batch(tmp_path):
+    """Two CPU processes (gloo) with 4 windows each against one process with 8: the same windows,
+    so the same losses up to float rounding in the gradient all-reduce (tolerance 1e-4)."""
+    common = ["--data", "shakespeare-char", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
+              "--block-size", "32", "--max-steps", "20", "--eval-interval", "5", "--eval-windows", "16",
+              "--warmup-steps", "5", "--lr", "3e-3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single, double = tmp_path / "single.json", tmp_path / "ddp.json"
+    subprocess.run([sys.executable, "-m", "minigpt.train", *common, "--batch-size", "8",
+                    "--history-json", str(single)], check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                    "-m", "minigpt.train", *common, "--batch-size", "4", "--history-json", str(double)],
+                   check=True, env=env, capture_output=True)
+    one, two = json.loads(single.read_text()), json.loads(double.read_text())
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [0, 5, 10, 15, 20]
+    assert one[-1]["val_loss"] < one[0]["val_loss"] - 0.5  # it trained
+    for a, b in zip(one, two):
+        assert b["tokens"] == a["tokens"]
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
