@@ -14,18 +14,26 @@ import sys
 import time
 
 import torch
-
 from minigpt import GPT, GPTConfig, choose_device
-from minigpt.train import Trainer, TrainConfig
+from minigpt.train import TrainConfig, Trainer
 
 CONFIGS = {
-    # Chapter 3's CPU run: characters, 4 layers of 128, context 64, batches of 16.
-    "chapter3": (GPTConfig(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128),
-                 TrainConfig(batch_size=16)),
+    # Chapter 3's CPU run: characters, 3 layers of 96, context 64, batches of 32.
+    "chapter3": (
+        GPTConfig(block_size=64, vocab_size=65, n_layer=3, n_head=4, n_embd=96),
+        TrainConfig(batch_size=32),
+    ),
+    # Chapter 4's CPU run: GPT-2 tokens (50,257), 4 layers of 128, context 64, batches of 16.
+    "chapter4": (
+        GPTConfig(block_size=64, vocab_size=50257, n_layer=4, n_head=4, n_embd=128),
+        TrainConfig(batch_size=16),
+    ),
 }
 
 
-def tokens_per_second(model_config: GPTConfig, train_config: TrainConfig, steps: int = 10, rounds: int = 5) -> float:
+def tokens_per_second(
+    model_config: GPTConfig, train_config: TrainConfig, steps: int = 10, rounds: int = 5
+) -> float:
     torch.manual_seed(0)
     device = choose_device()
     data = torch.randint(model_config.vocab_size, (200_000,))
@@ -48,7 +56,8 @@ def main(names: list[str]) -> None:
     for name in names or CONFIGS:
         model_config, train_config = CONFIGS[name]
         rate = tokens_per_second(model_config, train_config)
-        print(f"{name}: {rate:,.0f} tokens/s ({train_config.batch_size} x {model_config.block_size} tokens per step)")
+        tokens = train_config.batch_size * model_config.block_size
+        print(f"{name}: {rate:,.0f} tokens/s ({tokens:,} tokens per step)")
 
 
 if __name__ == "__main__":

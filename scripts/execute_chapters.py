@@ -28,7 +28,11 @@ def toc_chapters() -> list[Path]:
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=900, kernel_name="python3", record_timing=True, resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        record_timing=True,
+        resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()
     client.execute()

@@ -1,7 +1,6 @@
 """minigpt: the package built, chapter by chapter, in *Build a GPT from scratch*."""
 
 from .bigram import BigramLanguageModel
-from .model import GPT, GPTConfig
 from .data import (
     GPT2_BPE_RANKS,
     TINY_SHAKESPEARE,
@@ -12,8 +11,29 @@ from .data import (
     train_val_split,
 )
 from .generate import generate
-from .tokenizer import CharTokenizer, gpt2_tokenizer
+from .model import GPT, CausalSelfAttention, GPTConfig
 from .notebook import setup_figures
+from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .utils import choose_device, set_seed
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GPT2_BPE_RANKS",
+    "TINY_SHAKESPEARE",
+    "BigramLanguageModel",
+    "CausalSelfAttention",
+    "CharTokenizer",
+    "DataFile",
+    "GPT",
+    "GPTConfig",
+    "choose_device",
+    "data_path",
+    "generate",
+    "get_batch",
+    "gpt2_tokenizer",
+    "load_text",
+    "set_seed",
+    "setup_figures",
+    "train_val_split",
+]

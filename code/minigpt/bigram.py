@@ -21,7 +21,9 @@ class BigramLanguageModel(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size, vocab_size)
 
     @classmethod
-    def from_counts(cls, tokens: torch.Tensor, vocab_size: int, smoothing: float = 1.0) -> "BigramLanguageModel":
+    def from_counts(
+        cls, tokens: torch.Tensor, vocab_size: int, smoothing: float = 1.0
+    ) -> "BigramLanguageModel":
         """The maximum-likelihood bigram model of `tokens`, with `smoothing` added to every count.
 
         Its logits are the log-probabilities log P(next | current), the table the trained model
@@ -40,7 +42,9 @@ class BigramLanguageModel(nn.Module):
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.vocab_size):
-            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got values from {idx.min()} to {idx.max()}")
+            raise ValueError(
+                f"token ids must be in [0, {self.vocab_size}), got values from {idx.min()} to {idx.max()}"
+            )
         logits = self.token_embedding(idx)  # (B, T) -> (B, T, V)
         if targets is None:
             return logits, None

@@ -70,25 +70,10 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 def save_checkpoint(directory: Path, trainer) -> Path:
     """Atomically write the trainer's run to directory/step_NNNNNN and point `latest` at it."""
-    from .train import trainer_state
-
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step_{trainer.step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=directory))
-    try:
-        save_weights(trainer.model, tmp / "model.safetensors")
-        (tmp / "config.json").write_text(
-            json.dumps({"model": trainer.model.config.to_dict(), "train": trainer_state(trainer)["train_config"]}, indent=2)
-        )
-        torch.save(trainer_state(trainer), tmp / "state.pt")
-        for f in tmp.iterdir():
-            _fsync(f)
-        if final.exists():  # the same step saved again: replace it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if not final.exists():  # else this step is saved already (at an interval and again at the end)
+        _write_folder(final, trainer)
     pointer = directory / ".latest.tmp"
     pointer.write_text(final.name)
     _fsync(pointer)
@@ -97,6 +82,25 @@ def save_checkpoint(directory: Path, trainer) -> Path:
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _write_folder(final: Path, trainer) -> None:
+    """Write the checkpoint under a temporary name, then rename it to `final` in one step."""
+    from .train import trainer_state
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        state = trainer_state(trainer)
+        save_weights(trainer.model, tmp / "model.safetensors")
+        config = {"model": trainer.model.config.to_dict(), "train": state["train_config"]}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        torch.save(state, tmp / "state.pt")
+        for f in tmp.iterdir():
+            _fsync(f)
+        os.replace(tmp, final)  # atomic: the folder appears complete or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def latest_checkpoint(directory: str | Path) -> Path:

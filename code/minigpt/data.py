@@ -111,7 +111,9 @@ def write_tokens(tokens, path: str | Path) -> Path:
     """
     array = np.asarray(tokens)
     if array.size and (array.min() < 0 or array.max() >= 2**16):
-        raise ValueError(f"token ids must be in [0, 65536) to be stored as uint16, got {array.min()}..{array.max()}")
+        raise ValueError(
+            f"token ids must be in [0, 65536) to be stored as uint16, got {array.min()}..{array.max()}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(path.suffix + ".part")

@@ -22,4 +22,6 @@ def setup_figures() -> None:
     # Activate the inline backend first: activating it resets every figure formatter, ours included.
     shell.run_line_magic("matplotlib", "inline")
     shell.run_line_magic("config", "InlineBackend.figure_formats = ['png']")
-    shell.display_formatter.formatters["text/plain"].for_type(Figure, lambda figure, printer, cycle: printer.text(""))
+    shell.display_formatter.formatters["text/plain"].for_type(
+        Figure, lambda figure, printer, cycle: printer.text("")
+    )

@@ -127,10 +127,14 @@ class Trainer:
                     f"{self.block_size} plus its next token; use more text or a smaller block_size"
                 )
         self.train_data, self.val_data = train_data, val_data
-        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.rank, self.world_size = (
+            (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        )
         self.model = model.to(self.device)
         self.ddp_model = (
-            nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
             if self.world_size > 1
             else self.model
         )
@@ -200,8 +204,14 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Mean loss over the fixed evaluation windows of each split (no dropout, no label smoothing)."""
         return {
-            split: evaluate_loss(self.model, data, self.block_size, self.eval_starts[split],
-                                 self.config.batch_size, self.autocast)
+            split: evaluate_loss(
+                self.model,
+                data,
+                self.block_size,
+                self.eval_starts[split],
+                self.config.batch_size,
+                self.autocast,
+            )
             for split, data in (("train", self.train_data), ("val", self.val_data))
         }
 
@@ -229,7 +239,11 @@ class Trainer:
             self.train_seconds += time.perf_counter() - start
             self.step_log.append((self.step, loss, grad_norm))
             bar.update(1)
-            if self.checkpoint_dir and config.checkpoint_interval and self.step % config.checkpoint_interval == 0:
+            if (
+                self.checkpoint_dir
+                and config.checkpoint_interval
+                and self.step % config.checkpoint_interval == 0
+            ):
                 self.save_checkpoint()
         bar.close()
         return self.history
@@ -336,9 +350,17 @@ def train_config_from_dict(values: dict) -> TrainConfig:
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     model_defaults, train_defaults = {f.name: f.default for f in fields(GPTConfig)}, TrainConfig()
     p = argparse.ArgumentParser(prog="python -m minigpt.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", choices=["shakespeare-char", "shakespeare-bpe"], default="shakespeare-char",
-                   help="Tiny Shakespeare as characters (65 tokens) or as GPT-2 BPE tokens (50,257)")
-    p.add_argument("--out", type=Path, help="checkpoint directory (written every --checkpoint-interval steps and at the end)")
+    p.add_argument(
+        "--data",
+        choices=["shakespeare-char", "shakespeare-bpe"],
+        default="shakespeare-char",
+        help="Tiny Shakespeare as characters (65 tokens) or as GPT-2 BPE tokens (50,257)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="checkpoint directory (written every --checkpoint-interval steps and at the end)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--history-json", type=Path, help="write the evaluation history here as JSON (process 0)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -376,7 +398,6 @@ def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
 
 def main(argv: list[str] | None = None) -> None:
     from .checkpoint import resume
-
     from .utils import choose_device
 
     args = _arguments(argv)
@@ -392,24 +413,39 @@ def main(argv: list[str] | None = None) -> None:
     rank = dist.get_rank() if distributed else 0
     try:
         train_data, val_data, vocab_size = _token_data(args.data, rank)
-        model_config = GPTConfig(block_size=args.block_size, vocab_size=vocab_size, n_layer=args.n_layer,
-                                 n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
-        train_config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "block_size"})
+        model_config = GPTConfig(
+            block_size=args.block_size,
+            vocab_size=vocab_size,
+            n_layer=args.n_layer,
+            n_head=args.n_head,
+            n_embd=args.n_embd,
+            dropout=args.dropout,
+        )
+        train_config = TrainConfig(
+            **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "block_size"}
+        )
         torch.manual_seed(train_config.seed)  # the same initial weights in every process
-        trainer = Trainer(GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out)
+        trainer = Trainer(
+            GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out
+        )
         if args.resume:
             if args.out is None:
                 raise SystemExit("--resume needs --out, the directory of the run to continue")
             resume(trainer)
         if rank == 0:
-            print(f"{trainer.model.num_params():,} parameters on {device}, {trainer.world_size} process(es), "
-                  f"{trainer.tokens_per_step:,} tokens per step, precision {trainer.precision}, from step {trainer.step}")
+            print(
+                f"{trainer.model.num_params():,} parameters on {device}, {trainer.world_size} process(es), "
+                f"{trainer.tokens_per_step:,} tokens per step, precision {trainer.precision}, "
+                f"from step {trainer.step}"
+            )
         trainer.train(progress=rank == 0)
         if args.out:
             trainer.save_checkpoint()
         if rank == 0:
             last = trainer.history[-1]
-            print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}")
+            print(
+                f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}"
+            )
             if args.history_json:
                 args.history_json.write_text(json.dumps(trainer.history, indent=1))
     finally:

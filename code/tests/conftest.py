@@ -1,7 +1,6 @@
+import minigpt
 import pytest
 import torch
-
-import minigpt
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 import math
 
+import minigpt
 import pytest
 import torch
-
-import minigpt
 
 
 def test_counted_model_reaches_the_bigram_optimum(char_data):
@@ -50,4 +49,6 @@ def test_generation_is_reproducible_and_respects_the_table():
 
 def test_generate_rejects_a_non_positive_temperature():
     with pytest.raises(ValueError, match="temperature"):
-        minigpt.generate(minigpt.BigramLanguageModel(5), torch.zeros((1, 1), dtype=torch.long), 3, temperature=0)
+        minigpt.generate(
+            minigpt.BigramLanguageModel(5), torch.zeros((1, 1), dtype=torch.long), 3, temperature=0
+        )

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAPTERS = [ROOT / f"{name}.ipynb" for name in re.findall(r"file:\s*(chapters/\S+)", (ROOT / "_toc.yml").read_text())]
+CHAPTERS = [
+    ROOT / f"{name}.ipynb" for name in re.findall(r"file:\s*(chapters/\S+)", (ROOT / "_toc.yml").read_text())
+]
 
 
 def test_toc_lists_every_chapter():

@@ -1,9 +1,8 @@
 import hashlib
 
+import minigpt
 import pytest
 import torch
-
-import minigpt
 from minigpt.data import DataFile, data_path, verify_sha256
 
 

@@ -1,8 +1,7 @@
+import minigpt
 import pytest
 import tiktoken
 import torch
-
-import minigpt
 
 
 def test_char_round_trip(shakespeare, char_data):

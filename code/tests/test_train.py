@@ -2,17 +2,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
+import minigpt
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import minigpt
 from minigpt import GPT, GPTConfig
 from minigpt.checkpoint import latest_checkpoint, load_model, load_weights, resume
-from minigpt.train import Trainer, TrainConfig, lr_at, make_optimizer
+from minigpt.train import TrainConfig, Trainer, lr_at, make_optimizer
 
 MODEL = GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
 
@@ -109,7 +107,9 @@ def test_resumed_run_continues_exactly(tmp_path):
     resume(resumed)
     assert resumed.step == 6
     resumed.train(progress=False)
-    assert resumed.history == [{**row, "seconds": r["seconds"]} for row, r in zip(straight.history, resumed.history)]
+    assert resumed.history == [
+        {**row, "seconds": r["seconds"]} for row, r in zip(straight.history, resumed.history)
+    ]
     for a, b in zip(params(resumed), params(straight)):
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # bit for bit on the CPU
 
@@ -154,12 +154,16 @@ def test_resuming_into_a_different_configuration_is_a_clear_error(tmp_path):
     wider = make_trainer(tmp_path, model_config=GPTConfig(**{**MODEL.to_dict(), "n_embd": 64}))
     with pytest.raises(ValueError, match=r"different model configuration.*'n_embd': \(32, 64\)"):
         resume(wider)
-    with pytest.raises(ValueError, match=r"transformer\.wte\.weight: checkpoint \(40, 32\), model \(40, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"transformer\.wte\.weight: checkpoint \(40, 32\), model \(40, 64\)"
+    ):
         load_weights(wider.model, checkpoint / "model.safetensors")
 
 
 def test_corpus_shorter_than_one_window_is_a_clear_error():
-    with pytest.raises(ValueError, match="the training data has 10 tokens, fewer than one window of block_size=16"):
+    with pytest.raises(
+        ValueError, match="the training data has 10 tokens, fewer than one window of block_size=16"
+    ):
         Trainer(GPT(MODEL), torch.arange(10), tokens(800), TrainConfig())
 
 
@@ -175,16 +179,55 @@ def test_token_files_round_trip_as_uint16(tmp_path):
 def test_ddp_with_two_processes_matches_one_process_with_the_same_global_batch(tmp_path):
     """Two CPU processes (gloo) with 4 windows each against one process with 8: the same windows,
     so the same losses up to float rounding in the gradient all-reduce (tolerance 1e-4)."""
-    common = ["--data", "shakespeare-char", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
-              "--block-size", "32", "--max-steps", "20", "--eval-interval", "5", "--eval-windows", "16",
-              "--warmup-steps", "5", "--lr", "3e-3"]
+    common = [
+        "--data",
+        "shakespeare-char",
+        "--n-layer",
+        "2",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "32",
+        "--block-size",
+        "32",
+        "--max-steps",
+        "20",
+        "--eval-interval",
+        "5",
+        "--eval-windows",
+        "16",
+        "--warmup-steps",
+        "5",
+        "--lr",
+        "3e-3",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single, double = tmp_path / "single.json", tmp_path / "ddp.json"
-    subprocess.run([sys.executable, "-m", "minigpt.train", *common, "--batch-size", "8",
-                    "--history-json", str(single)], check=True, env=env, capture_output=True)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-                    "-m", "minigpt.train", *common, "--batch-size", "4", "--history-json", str(double)],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "minigpt.train", *common, "--batch-size", "8", "--history-json", str(single)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            "-m",
+            "minigpt.train",
+            *common,
+            "--batch-size",
+            "4",
+            "--history-json",
+            str(double),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     one, two = json.loads(single.read_text()), json.loads(double.read_text())
     assert [r["step"] for r in one] == [r["step"] for r in two] == [0, 5, 10, 15, 20]
     assert one[-1]["val_loss"] < one[0]["val_loss"] - 0.5  # it trained
