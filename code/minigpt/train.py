@@ -27,8 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import get_batch, windows_at
+from .data import cache_dir, get_batch, load_text, read_tokens, train_val_split, windows_at, write_tokens
 from .model import GPT, GPTConfig
+from .tokenizer import CharTokenizer, gpt2_tokenizer
+from .utils import choose_device
 
 
 @dataclass
@@ -338,11 +340,6 @@ def restore_trainer_state(trainer: Trainer, state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
-def train_config_from_dict(values: dict) -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in values.items() if k in known})
-
-
 # ----------------------------------------------------------------------------------------------
 # The command line: python -m minigpt.train ... (or under torchrun for several processes)
 
@@ -378,9 +375,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(train, val, vocab_size) for a named data set, encoded once into a cached uint16 file."""
-    from .data import cache_dir, load_text, read_tokens, train_val_split, write_tokens
-    from .tokenizer import CharTokenizer, gpt2_tokenizer
-
     text = load_text(verbose=rank == 0)
     if name == "shakespeare-char":
         tokenizer = CharTokenizer.from_text(text)
@@ -397,8 +391,7 @@ def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .checkpoint import resume
-    from .utils import choose_device
+    from .checkpoint import resume  # checkpoint imports this module, so import it here
 
     args = _arguments(argv)
     distributed = "RANK" in os.environ  # started by torchrun

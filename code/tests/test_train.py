@@ -238,13 +238,35 @@ def test_ddp_with_two_processes_matches_one_process_with_the_same_global_batch(t
 
 
 def test_command_line_saves_and_resumes_a_run(tmp_path):
-    args = [sys.executable, "-m", "minigpt.train", "--data", "shakespeare-char", "--n-layer", "1",
-            "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-            "--eval-windows", "8", "--eval-interval", "3", "--out", str(tmp_path / "run")]
+    args = [
+        sys.executable,
+        "-m",
+        "minigpt.train",
+        "--data",
+        "shakespeare-char",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "16",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--eval-windows",
+        "8",
+        "--eval-interval",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     first = subprocess.run([*args, "--max-steps", "6"], check=True, capture_output=True, text=True)
     assert "from step 0" in first.stdout
     assert latest_checkpoint(tmp_path / "run").name == "step_000006"
-    again = subprocess.run([*args, "--max-steps", "6", "--resume"], check=True, capture_output=True, text=True)
+    again = subprocess.run(
+        [*args, "--max-steps", "6", "--resume"], check=True, capture_output=True, text=True
+    )
     assert "from step 6" in again.stdout  # nothing left to do: the run was complete
     missing = subprocess.run([*args[:-2], "--resume"], capture_output=True, text=True)
     assert missing.returncode != 0 and "--resume needs --out" in missing.stderr
