@@ -13,6 +13,7 @@ from .data import (
 from .generate import generate
 from .model import GPT, CausalSelfAttention, GPTConfig
 from .notebook import setup_figures
+from .pretrained import BaseModel, from_pretrained, load_base_model, save_pretrained
 from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .utils import choose_device, set_seed
 
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GPT2_BPE_RANKS",
     "TINY_SHAKESPEARE",
+    "BaseModel",
     "BigramLanguageModel",
     "CausalSelfAttention",
     "CharTokenizer",
@@ -29,10 +31,13 @@ __all__ = [
     "GPTConfig",
     "choose_device",
     "data_path",
+    "from_pretrained",
     "generate",
     "get_batch",
     "gpt2_tokenizer",
+    "load_base_model",
     "load_text",
+    "save_pretrained",
     "set_seed",
     "setup_figures",
     "train_val_split",
