@@ -348,6 +348,12 @@ class BaseModel(NamedTuple):
     is_standin: bool
 
 
+class BaseCheckpoint(NamedTuple):
+    folder: Path  # config.json and model.safetensors
+    source: str
+    is_standin: bool
+
+
 def standin_dir() -> Path:
     """The folder of the shipped stand-in, both files' sha256 verified."""
     paths = [data_path(f, verbose=False) for f in STANDIN_FILES]
@@ -380,18 +386,16 @@ def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
     return outcome[0] == "", outcome[0]
 
 
-def load_base_model(
-    name: str = "gpt2", device: torch.device | str = "cpu", *, dtype: torch.dtype | None = None
-) -> BaseModel:
-    """GPT-2 (`name`, from the local cache or the Hub), or offline the course's stand-in; says which.
+def find_base_model(name: str = "gpt2") -> BaseCheckpoint:
+    """The folder of GPT-2 `name` (the local cache, else the Hub), or offline the stand-in's; says which.
 
-    The stand-in is a 4-layer, 96-wide GPT in GPT-2's format, trained on Tiny Shakespeare with
-    GPT-2's tokenizer and shipped in data/; it is loaded by the same `from_pretrained`.
+    Takes a few seconds when the Hub cannot be reached: the cache is checked first, then one short
+    request (`hub_reachable`) decides before any download is tried.
     """
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     size = _size(name)
-    label = f"{size.repo_id} at revision {size.revision[:7]}"
+    source = f"{size.repo_id} at revision {size.revision[:7]}"
     try:
         folder, where = download_gpt2(name, local_files_only=True), "the local Hugging Face cache"
     except LocalEntryNotFoundError:
@@ -403,11 +407,22 @@ def load_base_model(
             except OSError as error:  # huggingface_hub's HTTP and connection errors are OSErrors
                 reason = f"the download failed: {error}"
     if folder is not None:
-        print(f"Loaded OpenAI's GPT-2 {name} ({label}) from {where}.")
-        return BaseModel(from_pretrained(folder, device=device, dtype=dtype), label, False)
+        print(f"Using OpenAI's GPT-2 {name} ({source}) from {where}.")
+        return BaseCheckpoint(folder, source, False)
     print(
-        f"The Hugging Face Hub is not reachable ({reason}): loaded the course's stand-in instead, a small "
-        "GPT-2-format model trained on Tiny Shakespeare (data/" + STANDIN_DIR + ", sha256 verified)."
+        f"The Hugging Face Hub is not reachable ({reason}): using the course's stand-in instead, a small "
+        f"GPT-2-format model trained on Tiny Shakespeare (data/{STANDIN_DIR}, sha256 verified)."
     )
-    model = from_pretrained(standin_dir(), device=device, dtype=dtype)
-    return BaseModel(model, f"the course's stand-in (data/{STANDIN_DIR})", True)
+    return BaseCheckpoint(standin_dir(), f"the course's stand-in (data/{STANDIN_DIR})", True)
+
+
+def load_base_model(
+    name: str = "gpt2", device: torch.device | str = "cpu", *, dtype: torch.dtype | None = None
+) -> BaseModel:
+    """GPT-2 (`name`, from the local cache or the Hub), or offline the course's stand-in; says which.
+
+    The stand-in is a 4-layer, 96-wide GPT in GPT-2's format, trained on Tiny Shakespeare with
+    GPT-2's tokenizer and shipped in data/; it is loaded by the same `from_pretrained`.
+    """
+    folder, source, is_standin = find_base_model(name)
+    return BaseModel(from_pretrained(folder, device=device, dtype=dtype), source, is_standin)

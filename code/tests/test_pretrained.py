@@ -279,8 +279,9 @@ def hub_cache_with(folder: Path, cache: Path, name: str = "gpt2") -> None:
         (snapshot / file).symlink_to(os.path.relpath(blob, snapshot))
 
 
-def run_offline(code: str, cache: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
+def run_offline(code: str, cache: Path, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), **env_vars}
+    env = {k: v for k, v in env.items() if v}  # an empty value removes a variable
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=120
     )
@@ -307,7 +308,7 @@ def test_hub_download_path_reads_the_pinned_revision_from_the_cache(small_hf_dir
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == GPT2_SIZES["gpt2"].revision
-    assert "Loaded OpenAI's GPT-2 gpt2" in result.stdout and "local Hugging Face cache" in result.stdout
+    assert "Using OpenAI's GPT-2 gpt2" in result.stdout and "local Hugging Face cache" in result.stdout
 
 
 def test_offline_without_a_cached_copy_falls_back_to_the_standin(tmp_path):
@@ -324,6 +325,22 @@ def test_offline_without_a_cached_copy_falls_back_to_the_standin(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "HF_HUB_OFFLINE is set" in result.stdout and "stand-in" in result.stdout
+
+
+def test_an_unreachable_hub_falls_back_to_the_standin(tmp_path):
+    """Without HF_HUB_OFFLINE, against a Hub address where nothing listens (a closed port on this machine)."""
+    result = run_offline(
+        """
+        from minigpt.pretrained import load_base_model
+        assert load_base_model("gpt2").is_standin
+        """,
+        tmp_path / "empty-hub",
+        HF_HUB_OFFLINE="",
+        TRANSFORMERS_OFFLINE="",
+        HF_ENDPOINT="http://127.0.0.1:9",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "The Hugging Face Hub is not reachable" in result.stdout and "HF_HUB_OFFLINE" not in result.stdout
 
 
 def test_standin_is_verified_by_sha256(tmp_path, monkeypatch):
