@@ -12,7 +12,7 @@ from .data import (
 )
 from .generate import generate
 from .model import GPT, CausalSelfAttention, GPTConfig
-from .notebook import setup_figures
+from .notebook import progress, setup_figures
 from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .utils import choose_device, set_seed
 
@@ -33,6 +33,7 @@ __all__ = [
     "get_batch",
     "gpt2_tokenizer",
     "load_text",
+    "progress",
     "set_seed",
     "setup_figures",
     "train_val_split",

@@ -25,10 +25,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import cache_dir, get_batch, load_text, read_tokens, train_val_split, windows_at, write_tokens
 from .model import GPT, GPTConfig
+from .notebook import progress as progress_bar
 from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .utils import choose_device
 
@@ -220,35 +220,54 @@ class Trainer:
     def train(self, progress: bool = True, until: int | None = None) -> list[dict]:
         """Train from wherever the run stands to step `until` (default: max_steps); returns the history.
 
+        With `progress`, a live bar (see `minigpt.progress`) and one printed line per evaluation,
+        "step 500: train 2.101, val 2.153"; without it, silence.
+
         Stopping early at `until` leaves the schedule untouched: it is always laid out over max_steps,
         so a run stopped, saved and resumed follows the same learning rates as one that never stopped.
         """
         config = self.config
         until = config.max_steps if until is None else min(until, config.max_steps)
         self.model.train()
-        bar = tqdm(total=until, initial=self.step, desc="training", disable=not progress or self.rank != 0)
+        report = progress and self.rank == 0
+        bar = progress_bar(total=until, initial=self.step, desc="training") if report else None
         loss, grad_norm = None, None  # no step taken yet in this call
-        while True:
-            if self.step % config.eval_interval == 0 or self.step == config.max_steps:
-                if not self.history or self.history[-1]["step"] != self.step:
+        try:
+            while True:
+                if self._evaluation_due():
                     self._record(self.evaluate(), loss, grad_norm)
-                    last = self.history[-1]
-                    bar.set_postfix(train=f"{last['train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
-            if self.step >= until:
-                break
-            start = time.perf_counter()
-            loss, grad_norm = self.train_step()
-            self.train_seconds += time.perf_counter() - start
-            self.step_log.append((self.step, loss, grad_norm))
-            bar.update(1)
-            if (
-                self.checkpoint_dir
-                and config.checkpoint_interval
-                and self.step % config.checkpoint_interval == 0
-            ):
-                self.save_checkpoint()
-        bar.close()
+                    if bar is not None:
+                        self._report(bar)
+                if self.step >= until:
+                    break
+                start = time.perf_counter()
+                loss, grad_norm = self.train_step()
+                self.train_seconds += time.perf_counter() - start
+                self.step_log.append((self.step, loss, grad_norm))
+                if bar is not None:
+                    bar.update(1)
+                if (
+                    self.checkpoint_dir
+                    and config.checkpoint_interval
+                    and self.step % config.checkpoint_interval == 0
+                ):
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
         return self.history
+
+    def _evaluation_due(self) -> bool:
+        """Every eval_interval steps and at max_steps, once per step (a resumed run has it already)."""
+        due = self.step % self.config.eval_interval == 0 or self.step == self.config.max_steps
+        return due and (not self.history or self.history[-1]["step"] != self.step)
+
+    def _report(self, bar) -> None:
+        """The latest evaluation as a printed line, and beside a live bar."""
+        last = self.history[-1]
+        train, val = f"{last['train_loss']:.3f}", f"{last['val_loss']:.3f}"
+        bar.write(f"step {last['step']}: train {train}, val {val}")
+        bar.set_postfix(train=train, val=val)
 
     def _record(self, losses: dict[str, float], last_loss: float | None, grad_norm: float | None) -> None:
         self.history.append(
