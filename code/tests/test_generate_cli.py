@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-
 from minigpt import GPT, GPTConfig, generate, gpt2_tokenizer
 from minigpt.checkpoint import save_weights
 from minigpt.generate import main
