@@ -97,7 +97,6 @@ def generate(
     return Generation(tokens[:, :width], lengths)
 
 
-@torch.no_grad()
 def stream(
     model: nn.Module,
     prompt_ids: Sequence[int] | torch.Tensor,
@@ -113,7 +112,7 @@ def stream(
     """Yield the new tokens of one prompt as they are produced (the same ones `generate` would give).
 
     `prompt_ids` is a list of ids, a 1-D tensor or a (1, T) tensor. Stops after `max_new_tokens`, or at
-    a stop token, which it does not yield.
+    a stop token, which it does not yield. Bad arguments raise here, before the first token.
     """
     if not isinstance(prompt_ids, torch.Tensor):
         prompt_ids = torch.tensor(list(prompt_ids), dtype=torch.long)
@@ -122,11 +121,24 @@ def stream(
         raise ValueError(
             f"stream takes one prompt, got a batch of {prompts.shape[0]}: use generate for a batch"
         )
-    T = prompts.shape[1]
     tokens = torch.cat([prompts, prompts.new_empty(1, _check_count(max_new_tokens))], dim=1)
     stop = set(_stop_tensor(stop_tokens, prompts.device).tolist())
-    rule = SamplingRule(temperature, top_k, top_p)
-    with closing(_next_tokens(model, tokens, T, max_new_tokens, rule, generator, use_cache)) as steps:
+    steps = _next_tokens(
+        model,
+        tokens,
+        prompts.shape[1],
+        max_new_tokens,
+        SamplingRule(temperature, top_k, top_p),
+        generator,
+        use_cache,
+    )
+    return _until_stop(steps, tokens, prompts.shape[1], stop)
+
+
+@torch.no_grad()
+def _until_stop(steps: Iterator[torch.Tensor], tokens: torch.Tensor, T: int, stop: set[int]) -> Iterator[int]:
+    """One row's tokens from `steps` as ints, written into `tokens` (1, T + N) for the next step."""
+    with closing(steps):
         for step, next_id in enumerate(steps):
             token = int(next_id)
             if token in stop:

@@ -248,4 +248,4 @@ def test_bad_input_gets_a_clear_error(model, idx, options, error, message):
 
 def test_stream_takes_one_prompt(model):
     with pytest.raises(ValueError, match="one prompt"):
-        next(stream(model, prompts(2, 3), 3))
+        stream(model, prompts(2, 3), 3)  # raises at the call, before any token
