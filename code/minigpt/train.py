@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import resume, save_checkpoint
 from .data import cache_dir, get_batch, load_text, read_tokens, train_val_split, windows_at, write_tokens
 from .model import GPT, GPTConfig
 from .notebook import progress as progress_bar
@@ -92,12 +93,24 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """bf16 where the GPU supports it, fp16 (with loss scaling) on older GPUs, fp32 elsewhere."""
+    """bf16 on GPUs that compute in it natively, fp16 (with loss scaling) on older GPUs, fp32 elsewhere."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16(device) else "fp16"
     return "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether this GPU has bf16 arithmetic units (compute capability 8.0, Ampere, and later).
+
+    Plain `torch.cuda.is_bf16_supported()` also says yes where bf16 only works by emulation, e.g. on
+    the T4 of Colab's free tier, where it runs slower than fp32; fp16 is that GPU's fast format.
+    """
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a PyTorch whose is_bf16_supported has no including_emulation argument
+        return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 class Trainer:
@@ -204,17 +217,12 @@ class Trainer:
         return total.item(), grad_norm.item()
 
     def evaluate(self) -> dict[str, float]:
-        """Mean loss over the fixed evaluation windows of each split (no dropout, no label smoothing)."""
+        """Mean loss over the fixed evaluation windows of each split, in fp32 whatever the training
+        precision (no dropout, no label smoothing): the curves of runs in different precisions compare."""
+        data = {"train": self.train_data, "val": self.val_data}
         return {
-            split: evaluate_loss(
-                self.model,
-                data,
-                self.block_size,
-                self.eval_starts[split],
-                self.config.batch_size,
-                self.autocast,
-            )
-            for split, data in (("train", self.train_data), ("val", self.val_data))
+            split: evaluate_loss(self.model, data[split], self.block_size, starts, self.config.batch_size)
+            for split, starts in self.eval_starts.items()
         }
 
     def train(self, progress: bool = True, until: int | None = None) -> list[dict]:
@@ -285,8 +293,6 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the whole run to checkpoint_dir (only process 0 writes)."""
-        from .checkpoint import save_checkpoint
-
         if self.checkpoint_dir is None:
             raise ValueError("this Trainer has no checkpoint_dir")
         if self.rank != 0:
@@ -301,7 +307,6 @@ def evaluate_loss(
     block_size: int,
     starts: list[int] | None = None,
     batch_size: int = 32,
-    autocast=contextlib.nullcontext,
 ) -> float:
     """Mean next-token loss of `model` over the windows of `data` that begin at `starts`.
 
@@ -316,8 +321,7 @@ def evaluate_loss(
     total = 0.0
     for i in range(0, len(starts), batch_size):
         x, y = windows_at(data, starts[i : i + batch_size], block_size, device)
-        with autocast():
-            logits, _ = model(x)  # (B, T, V)
+        logits, _ = model(x)  # (B, T, V), in the model's own precision (fp32 for a Trainer's model)
         total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
     model.train(was_training)
     return total / (len(starts) * block_size)
@@ -328,35 +332,6 @@ def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[in
     last = n_tokens - block_size - 1
     count = min(count, last + 1)
     return torch.linspace(0, last, count).long().tolist()
-
-
-def trainer_state(trainer: Trainer) -> dict:
-    """Everything besides the weights that a resumed run needs to continue exactly."""
-    return {
-        "step": trainer.step,
-        "train_seconds": trainer.train_seconds,
-        "history": trainer.history,
-        "step_log": trainer.step_log,
-        "optimizer": trainer.optimizer.state_dict(),
-        "scaler": trainer.scaler.state_dict(),
-        "generator": trainer.generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "train_config": asdict(trainer.config),
-    }
-
-
-def restore_trainer_state(trainer: Trainer, state: dict) -> None:
-    trainer.step = state["step"]
-    trainer.train_seconds = state["train_seconds"]
-    trainer.history = state["history"]
-    trainer.step_log = [tuple(row) for row in state["step_log"]]
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scaler.load_state_dict(state["scaler"])
-    trainer.generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -379,7 +354,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--history-json", type=Path, help="write the evaluation history here as JSON (process 0)")
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument(
+        "--device", default=None, help="cuda, mps or cpu (default: the best available; torchrun: cuda or cpu)"
+    )
     for name in ("block_size", "n_layer", "n_head", "n_embd", "dropout"):
         default = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}.get(name, model_defaults[name])
         p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
@@ -409,19 +386,31 @@ def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
     return train, val, vocab_size
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .checkpoint import resume  # checkpoint imports this module, so import it here
+def _process_device(requested: str | None) -> torch.device:
+    """This process's device; under torchrun, one GPU per process (or the CPU), in a process group."""
+    if "RANK" not in os.environ:  # not started by torchrun
+        return choose_device(requested)
+    if requested not in (None, "cuda", "cpu"):
+        raise SystemExit(f"under torchrun --device must be cuda or cpu, got {requested!r}")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    use_cuda = requested == "cuda" or (requested is None and gpus > 0)
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if use_cuda and local_rank >= gpus:
+        raise SystemExit(
+            f"torchrun process {local_rank} needs a GPU of its own and this machine has {gpus}: start at "
+            f"most {gpus} processes per node (--nproc_per_node), or train on the CPU with --device cpu"
+        )
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if not use_cuda:
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    return torch.device(f"cuda:{local_rank}")
 
+
+def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
     distributed = "RANK" in os.environ  # started by torchrun
-    if distributed:
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        local_rank = int(os.environ["LOCAL_RANK"])
-        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-    else:
-        device = choose_device(args.device)
+    device = _process_device(args.device)
     rank = dist.get_rank() if distributed else 0
     try:
         train_data, val_data, vocab_size = _token_data(args.data, rank)
