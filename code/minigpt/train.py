@@ -6,7 +6,12 @@ hardware, periodic evaluation on a fixed set of windows, checkpoints written ato
 exact resume. Under `torchrun` it trains with DistributedDataParallel:
 
     python -m minigpt.train --help
-    torchrun --nproc_per_node=2 -m minigpt.train --data shakespeare-char --max-steps 200
+    python -m minigpt.train --out runs/char            # Ctrl-C saves; continue with --resume
+    torchrun --nproc_per_node=2 -m minigpt.train --data shakespeare-char --max-steps 200 --device cpu
+
+With --out the command line saves a checkpoint every --checkpoint-interval steps (default: every
+--eval-interval), at the end, and when Ctrl-C (SIGINT) or SIGTERM stops it after the current step;
+`--resume` continues the latest one exactly.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -164,6 +170,7 @@ class Trainer:
         self.history: list[dict] = []
         self.step_log: list[tuple[int, float, float]] = []  # (step, batch loss, grad norm before clipping)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.stop_requested = False  # set (e.g. by a signal handler) to end train() after this step
         self.eval_starts = {
             split: _evenly_spaced_starts(len(data), self.block_size, config.eval_windows)
             for split, data in (("train", train_data), ("val", val_data))
@@ -239,14 +246,15 @@ class Trainer:
         self.model.train()
         report = progress and self.rank == 0
         bar = progress_bar(total=until, initial=self.step, desc="training") if report else None
-        loss, grad_norm = None, None  # no step taken yet in this call
+        # The last step's batch loss and gradient norm, for the history row of the next evaluation.
+        loss, grad_norm = self.step_log[-1][1:] if self.step_log else (None, None)
         try:
             while True:
                 if self._evaluation_due():
                     self._record(self.evaluate(), loss, grad_norm)
                     if bar is not None:
                         self._report(bar)
-                if self.step >= until:
+                if self.step >= until or self._stop_agreed():
                     break
                 start = time.perf_counter()
                 loss, grad_norm = self.train_step()
@@ -264,6 +272,14 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return self.history
+
+    def _stop_agreed(self) -> bool:
+        """Whether stop_requested is set, in any process (all of them must stop at the same step)."""
+        if self.world_size == 1:
+            return self.stop_requested
+        flag = torch.tensor(float(self.stop_requested), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _evaluation_due(self) -> bool:
         """Every eval_interval steps and at max_steps, once per step (a resumed run has it already)."""
@@ -350,9 +366,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--out",
         type=Path,
-        help="checkpoint directory (written every --checkpoint-interval steps and at the end)",
+        help="checkpoint directory, written every --checkpoint-interval steps (default: every "
+        "--eval-interval), at the end, and on Ctrl-C",
     )
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (if any)")
     p.add_argument("--history-json", type=Path, help="write the evaluation history here as JSON (process 0)")
     p.add_argument(
         "--device", default=None, help="cuda, mps or cpu (default: the best available; torchrun: cuda or cpu)"
@@ -407,41 +424,76 @@ def _process_device(requested: str | None) -> torch.device:
     return torch.device(f"cuda:{local_rank}")
 
 
+def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) -> Trainer:
+    train_data, val_data, vocab_size = _token_data(args.data, rank)
+    model_config = GPTConfig(
+        block_size=args.block_size,
+        vocab_size=vocab_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        dropout=args.dropout,
+    )
+    train_config = TrainConfig(
+        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "block_size"}
+    )
+    if args.out and train_config.checkpoint_interval is None:  # a run with --out survives a crash
+        train_config.checkpoint_interval = train_config.eval_interval
+    torch.manual_seed(train_config.seed)  # the same initial weights in every process
+    trainer = Trainer(GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out)
+    if args.resume:
+        if args.out is None:
+            raise SystemExit("--resume needs --out, the directory of the run to continue")
+        if (args.out / "latest").is_file():
+            resume(trainer)
+        elif rank == 0:
+            print(f"--resume: no checkpoint in {args.out} yet, so the run starts from step 0")
+    return trainer
+
+
+def _stop_on_signals(trainer: Trainer) -> dict:
+    """Make Ctrl-C (SIGINT) and SIGTERM end training after the current step, not in the middle of it.
+
+    Returns a dict whose "signal" entry names the signal once one has come. A second Ctrl-C stops
+    at once, as usual.
+    """
+    received = {"signal": None}
+
+    def stop(signum, frame):
+        received["signal"] = signal.Signals(signum).name
+        trainer.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    return received
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
     distributed = "RANK" in os.environ  # started by torchrun
     device = _process_device(args.device)
     rank = dist.get_rank() if distributed else 0
     try:
-        train_data, val_data, vocab_size = _token_data(args.data, rank)
-        model_config = GPTConfig(
-            block_size=args.block_size,
-            vocab_size=vocab_size,
-            n_layer=args.n_layer,
-            n_head=args.n_head,
-            n_embd=args.n_embd,
-            dropout=args.dropout,
-        )
-        train_config = TrainConfig(
-            **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "block_size"}
-        )
-        torch.manual_seed(train_config.seed)  # the same initial weights in every process
-        trainer = Trainer(
-            GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out
-        )
-        if args.resume:
-            if args.out is None:
-                raise SystemExit("--resume needs --out, the directory of the run to continue")
-            resume(trainer)
+        trainer = _build_trainer(args, device, rank)
         if rank == 0:
             print(
                 f"{trainer.model.num_params():,} parameters on {device}, {trainer.world_size} process(es), "
                 f"{trainer.tokens_per_step:,} tokens per step, precision {trainer.precision}, "
-                f"from step {trainer.step}"
+                f"from step {trainer.step}",
+                flush=True,
             )
+        received = _stop_on_signals(trainer)
         trainer.train(progress=rank == 0)
         if args.out:
-            trainer.save_checkpoint()
+            saved = trainer.save_checkpoint()
+        if received["signal"]:
+            if rank == 0:
+                where = (
+                    f"saved in {saved}; continue with --resume" if args.out else "nothing saved (no --out)"
+                )
+                print(f"stopped by {received['signal']} at step {trainer.step}: {where}", flush=True)
+            raise SystemExit(128 + signal.Signals[received["signal"]].value)
         if rank == 0:
             last = trainer.history[-1]
             print(
