@@ -242,7 +242,11 @@ def test_a_file_that_is_not_safetensors_is_refused(small_hf_dir, tmp_path):
 def test_unsupported_config_options_are_refused(small_hf_dir, tmp_path):
     fields = json.loads((small_hf_dir[1] / "config.json").read_text())
     (tmp_path / "model.safetensors").symlink_to(small_hf_dir[1] / "model.safetensors")
-    for key, value in [("activation_function", "relu"), ("scale_attn_by_inverse_layer_idx", True)]:
+    for key, value in [
+        ("activation_function", "relu"),
+        ("scale_attn_by_inverse_layer_idx", True),
+        ("n_inner", 64),
+    ]:
         (tmp_path / "config.json").write_text(json.dumps({**fields, key: value}))
         with pytest.raises(ValueError, match=f"config.json has {key}="):
             from_pretrained(tmp_path)

@@ -13,23 +13,42 @@ def conv1d_vs_linear() -> plt.Figure:
     letters = "abcdefghijkl"
     conv = [[letters[4 * i + j] for j in range(4)] for i in range(3)]  # 3 inputs x 4 outputs
     linear = [[conv[i][j] for i in range(3)] for j in range(4)]  # 4 outputs x 3 inputs
-    label(ax, 3.5, 8.0, "GPT-2's file: Conv1D", fontsize=FONT + 1)
-    label(ax, 3.5, 6.9, "weight (in, out) = (3, 4)", fontsize=FONT - 1)
-    label(ax, 3.5, 5.9, "out", fontsize=FONT - 1)
-    label(ax, 1.0, 3.9, "in", fontsize=FONT - 1, rotation=90)
-    grid(ax, 1.5, 2.4, conv, colors="token")
-    label(ax, 3.5, 1.6, "y = x @ W + b", fontsize=FONT)
-    label(ax, 3.5, 0.8, "c_attn in GPT-2 124M: (768, 2304)", fontsize=FONT - 2)
-    label(ax, 15.5, 8.0, "our GPT: nn.Linear", fontsize=FONT + 1)
-    label(ax, 15.5, 7.1, "weight (out, in) = (4, 3)", fontsize=FONT - 1)
-    label(ax, 15.5, 6.4, "in", fontsize=FONT - 1)
-    label(ax, 13.5, 3.9, "out", fontsize=FONT - 1, rotation=90)
-    grid(ax, 14.0, 1.9, linear, colors="output")
-    label(ax, 15.5, 1.2, "y = x @ W.T + b", fontsize=FONT)
-    label(ax, 15.5, 0.4, "c_attn in our GPT: (2304, 768)", fontsize=FONT - 2)
+    _weight(
+        ax,
+        1.5,
+        conv,
+        "token",
+        "GPT-2's file: Conv1D",
+        ("in", "out"),
+        "y = x @ W + b",
+        "c_attn of GPT-2 124M: (768, 2304)",
+    )
+    _weight(
+        ax,
+        14.0,
+        linear,
+        "output",
+        "our GPT: nn.Linear",
+        ("out", "in"),
+        "y = x @ W.T + b",
+        "c_attn of ours: (2304, 768)",
+    )
     arrow(ax, (6.2, 4.0), (12.9, 4.0), "transpose: row i becomes column i")
     label(ax, 9.55, 3.3, "load: W.t()   save: W.t() again", fontsize=FONT - 1, color=EDGE)
     return fig
+
+
+def _weight(ax, x, cells, color, title, axes, formula, caption) -> None:
+    """One side of `conv1d_vs_linear`: a weight grid whose rows are axes[0] and columns axes[1]."""
+    rows, cols = len(cells), len(cells[0])
+    middle, y = x + cols / 2, 4.0 - rows / 2  # the grid is centred on height 4
+    label(ax, middle, 8.0, title, fontsize=FONT + 1)
+    label(ax, middle, 7.1, f"weight ({axes[0]}, {axes[1]}) = ({rows}, {cols})", fontsize=FONT - 1)
+    label(ax, middle, y + rows + 0.4, axes[1], fontsize=FONT - 1)
+    label(ax, x - 0.5, 4.0, axes[0], fontsize=FONT - 1, rotation=90)
+    grid(ax, x, y, cells, colors=color)
+    label(ax, middle, y - 0.7, formula, fontsize=FONT)
+    label(ax, middle, y - 1.5, caption, fontsize=FONT - 2)
 
 
 # (GPT-2's name, its shape in GPT-2 124M, our name, what happens on the way)
