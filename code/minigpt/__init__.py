@@ -1,6 +1,6 @@
 """minigpt: the package built, chapter by chapter, in *Build a GPT from scratch*."""
 
-from .bigram import BigramLanguageModel
+from .bigram import BigramLanguageModel, counted_losses
 from .data import (
     GPT2_BPE_RANKS,
     TINY_SHAKESPEARE,
@@ -28,6 +28,7 @@ __all__ = [
     "GPT",
     "GPTConfig",
     "choose_device",
+    "counted_losses",
     "data_path",
     "generate",
     "get_batch",
