@@ -27,7 +27,9 @@ def batch_of_windows(x_rows: Sequence[str], y_rows: Sequence[str], example: int 
     if any(len(x) != T or len(y) != T or x[1:] != y[:-1] for x, y in zip(x_rows, y_rows)):
         raise ValueError("each y row must be its x row shifted left by one, all rows of equal length")
     width = 2 * T + 4
-    fig, ax = canvas(width, B + 10.2, title=f"A batch: {B} random windows of the text, x and y shifted by one")
+    fig, ax = canvas(
+        width, B + 10.2, title=f"A batch: {B} random windows of the text, x and y shifted by one"
+    )
 
     # The text, with the windows cut from it at random start positions (drawn schematically).
     top = B + 8.6
@@ -77,4 +79,3 @@ def batch_of_windows(x_rows: Sequence[str], y_rows: Sequence[str], example: int 
         fontsize=FONT - 1,
     )
     return fig
-
