@@ -94,3 +94,18 @@ def test_counted_losses_reject_bad_input():
         minigpt.counted_losses(tokens, torch.tensor([0, 3]), 3)
     with pytest.raises(ValueError, match="train_tokens must be a 1-D sequence"):
         minigpt.counted_losses(tokens[None], tokens, 3)
+
+
+def test_batch_diagram_draws_the_shift_and_rejects_rows_that_are_not_shifted():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minigpt.diagrams import bigram as bigram_diagrams
+
+    fig = bigram_diagrams.batch_of_windows(["First Ci", "tizen:\nB"], ["irst Cit", "izen:\nBe"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    # The newlines are drawn visibly, and the shapes are named.
+    assert texts.count("↵") == 2 and "(B, T) = (2, 8)" in " ".join(texts)
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="shifted left by one"):
+        bigram_diagrams.batch_of_windows(["abc"], ["xyz"])

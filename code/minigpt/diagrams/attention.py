@@ -118,11 +118,11 @@ def multi_head_reshape(B: int = 32, T: int = 32, C: int = 64, n_head: int = 4) -
         y = y_stack + (n_head - 1 - h) * 0.75
         box(
             ax,
-            px + pw / 2 - 1.6,
+            px + pw / 2 - 2.5,
             y,
-            3.2,
+            5.0,
             0.65,
-            f"head {h}: ({T}, {hs})",
+            f"head {h}: (T, hs) = ({T}, {hs})",
             color=shades[h % 4],
             rounded=False,
             fontsize=FONT - 2,
