@@ -14,7 +14,7 @@ from .data import (
 )
 from .generate import Generation, generate, stream
 from .model import GPT, CausalSelfAttention, GPTConfig, KVCache
-from .notebook import setup_figures
+from .notebook import progress, setup_figures
 from .pretrained import BaseModel, from_pretrained, load_base_model, save_pretrained
 from .sampling import SamplingRule, apply_temperature, greedy, top_k_filter, top_p_filter
 from .tokenizer import CharTokenizer, gpt2_tokenizer
@@ -49,6 +49,7 @@ __all__ = [
     "greedy",
     "load_base_model",
     "load_text",
+    "progress",
     "save_pretrained",
     "set_seed",
     "setup_figures",

@@ -276,7 +276,7 @@ class GPT(nn.Module):
             cache.check_room(B, T)
             past = cache.length
         pos = torch.arange(past, past + T, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
+        x = self._embed_tokens(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
         x = self.transformer.drop(x)
         layer_caches = cache.layers if cache is not None else [None] * len(self.transformer.h)
         for block, layer_cache in zip(self.transformer.h, layer_caches):
@@ -300,10 +300,27 @@ class GPT(nn.Module):
                 "longest context this model has position embeddings for; crop it to the last "
                 f"{self.config.block_size} tokens"
             )
-        if idx.numel():
-            low, high = int(idx.min()), int(idx.max())
-            if low < 0 or high >= self.config.vocab_size:
-                bad = low if low < 0 else high
-                raise ValueError(
-                    f"token id {bad} is outside the vocabulary: ids must be in [0, {self.config.vocab_size})"
-                )
+
+    def _embed_tokens(self, idx: torch.Tensor) -> torch.Tensor:
+        """The token embeddings (B, T, C), with a clear error for an id outside the vocabulary.
+
+        On the CPU the embedding finds a bad id itself, at no cost to a correct batch, and its
+        IndexError becomes the clear error. On a GPU a bad id would be a device-side assert that ends
+        the process's use of the GPU, so the ids are checked first: one reduction, one wait.
+        """
+        if idx.device.type != "cpu" and (error := self._bad_id_error(idx)):
+            raise error
+        try:
+            return self.transformer.wte(idx)
+        except IndexError:
+            error = self._bad_id_error(idx)
+            if error is None:  # some other indexing problem: let it through as it is
+                raise
+        raise error
+
+    def _bad_id_error(self, idx: torch.Tensor) -> ValueError | None:
+        outside = (idx < 0) | (idx >= self.config.vocab_size)
+        if not outside.any():
+            return None
+        bad, size = int(idx[outside][0]), self.config.vocab_size
+        return ValueError(f"token id {bad} is outside the vocabulary: ids must be in [0, {size})")
