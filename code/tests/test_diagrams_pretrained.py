@@ -1,7 +1,6 @@
 """Chapter 5's diagrams stay legible and true: labels inside the picture, none too small, none on another,
 and the safetensors picture states the sizes of the file it draws."""
 
-import itertools
 import json
 import struct
 
@@ -12,9 +11,10 @@ from safetensors.torch import save_file
 
 matplotlib.use("Agg")
 
+from diagram_checks import assert_labels_legible  # noqa: E402
+
 from minigpt.data import data_path  # noqa: E402
 from minigpt.diagrams import pretrained  # noqa: E402
-from minigpt.diagrams.draw import FONT  # noqa: E402
 from minigpt.pretrained import STANDIN_FILES  # noqa: E402
 
 
@@ -39,20 +39,7 @@ def _texts(fig):
 )
 def test_labels_fit_and_do_not_collide(draw):
     fig = draw()
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    page = fig.bbox
-    texts = _texts(fig)
-    assert len(texts) > 5
-    boxes = []
-    for text in texts:
-        extent = text.get_window_extent(renderer)
-        assert text.get_fontsize() >= FONT - 2, f"{text.get_text()!r} is set in {text.get_fontsize()} pt"
-        assert page.x0 <= extent.x0 and extent.x1 <= page.x1, f"{text.get_text()!r} runs off the side"
-        assert page.y0 <= extent.y0 and extent.y1 <= page.y1, f"{text.get_text()!r} runs off top or bottom"
-        boxes.append((text.get_text(), extent))
-    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
-        assert not box_a.overlaps(box_b), f"{a!r} overlaps {b!r}"
+    assert_labels_legible(fig)
     matplotlib.pyplot.close(fig)
 
 
