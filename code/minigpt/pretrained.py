@@ -55,6 +55,10 @@ class GPT2Size:
         )
 
 
+# The pinned commits could not be checked against the Hub from the machine that wrote this course (it
+# cannot reach the Hub). gpt2's is the commit that many public projects pin for openai-community/gpt2;
+# the other three were taken from public code that pins them and are unverified. Should the Hub
+# refuse one, `find_base_model` says so ("the download failed: ...") and loads the stand-in.
 GPT2_SIZES = {
     size.name: size
     for size in (  # 124M, 355M, 774M and 1558M parameters

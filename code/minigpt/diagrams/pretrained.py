@@ -1,6 +1,11 @@
-"""Chapter 5's diagrams: how GPT-2's checkpoint maps onto our GPT."""
+"""Chapter 5's diagrams: what a checkpoint file holds, how it maps onto our GPT, and where it comes from."""
 
 from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 
@@ -63,8 +68,9 @@ MAPPING = [
     ("h.0.mlp.c_fc.weight", "(768, 3072)", "transformer.h.0.mlp.c_fc.weight", "transpose"),
     ("h.0.mlp.c_proj.weight", "(3072, 768)", "transformer.h.0.mlp.c_proj.weight", "transpose"),
     ("ln_f.weight, .bias", "(768,)", "transformer.ln_f.*", "copy"),
+    ("lm_head.weight, if stored", "(50257, 768)", "(none: must equal wte.weight)", "check"),
 ]
-_ACTION_COLORS = {"copy": "data", "transpose": "attention", "skip": "masked"}
+_ACTION_COLORS = {"copy": "data", "transpose": "attention", "skip": "masked", "check": "state"}
 
 
 def checkpoint_mapping() -> plt.Figure:
@@ -84,11 +90,79 @@ def checkpoint_mapping() -> plt.Figure:
             9.0,
             0.7,
             ours,
-            color="output" if action != "skip" else "plain",
+            color="output" if action in ("copy", "transpose") else "plain",
             fontsize=FONT - 2,
         )
         box(ax, 10.3, y - 0.3, 3.2, 0.6, action, color=_ACTION_COLORS[action], fontsize=FONT - 2)
-        if action != "skip":
+        if action in ("copy", "transpose"):
             arrow(ax, (9.0, y), (10.3, y))
             arrow(ax, (13.5, y), (14.8, y))
+    return fig
+
+
+def read_safetensors_header(path: str | os.PathLike) -> tuple[int, dict]:
+    """The two parts that precede a safetensors file's data: the header's length in bytes, and the header."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))  # an unsigned 64-bit little-endian integer
+        return length, json.loads(f.read(length))
+
+
+def safetensors_layout(path: str | os.PathLike) -> plt.Figure:
+    """The three parts of the safetensors file at `path`, with its real sizes, and where one tensor lies."""
+    length, header = read_safetensors_header(path)
+    size = Path(path).stat().st_size
+    tensors = {name: entry for name, entry in header.items() if name != "__metadata__"}
+    # the first Conv1D weight in the file: an entry whose shape shows the (in, out) layout
+    conv1d = [name for name in tensors if name.endswith("attn.c_attn.weight")]
+    name = min(conv1d, key=lambda n: tensors[n]["data_offsets"])
+    start, end = tensors[name]["data_offsets"]
+    fig, ax = canvas(22, 9.5, f"{Path(path).name}: a length, a JSON table of contents, then raw bytes")
+    header_text = (
+        f"N = {length:,} bytes of JSON:\n{len(tensors)} tensors' name, dtype,\nshape and byte offsets"
+    )
+    parts = [  # (left, width, text, colour) of the file's three parts, left to right
+        (0.3, 3.6, "8 bytes:\nthe header's\nlength N", "state"),
+        (3.9, 6.6, header_text, "token"),
+        (10.5, 11.2, f"the tensors' raw bytes, one after another:\n{size - 8 - length:,} bytes", "data"),
+    ]
+    for left, width, text, color in parts:
+        box(ax, left, 6.0, width, 1.6, text, color=color, fontsize=FONT - 1)
+    offsets = [(0.3, 0, "center"), (3.9, 8, "center"), (10.5, 8 + length, "center"), (21.7, size, "right")]
+    for x, offset, align in offsets:  # the last, the file's size, is aligned to stay inside the page
+        label(ax, x, 5.6, f"{offset:,}", fontsize=FONT - 2, ha=align)
+    label(ax, 11.0, 8.3, "byte offsets in the file are printed under the boundaries", FONT - 2, color=EDGE)
+    entry = {key: tensors[name][key] for key in ("dtype", "shape", "data_offsets")}
+    box(ax, 0.3, 2.6, 21.4, 1.2, f'"{name}": {json.dumps(entry)}', color="token", fontsize=FONT - 2)
+    label(ax, 0.3, 4.3, "one entry of the header (a Conv1D weight: (in, out))", FONT - 2, ha="left")
+    bytes_label = f"its bytes: {start:,} to {end:,} of the data"
+    arrow(ax, (11.2, 3.8), (11.2, 6.0), bytes_label, label_offset=(3.6, 0.0), fontsize=FONT - 2)
+    label(ax, 11.0, 1.5, "A loader reads the header, then only the bytes it asks for: no code is ever run,")
+    label(ax, 11.0, 0.7, "unlike a pickled PyTorch file (pytorch_model.bin), which may run any code.")
+    return fig
+
+
+def base_model_decision() -> plt.Figure:
+    """How `find_base_model` chooses: the local cache, else the Hub, else the shipped stand-in."""
+    fig, ax = canvas(22, 10, 'Which model find_base_model("gpt2") returns, and why')
+    steps = [  # (left, bottom, text, colour): the questions on the left, what each "yes" loads on the right
+        (0.3, 7.4, "1. Is GPT-2 in the local\nHugging Face cache\n(at the pinned commit)?", "state"),
+        (
+            0.3,
+            4.2,
+            "2. Does the Hub answer?\none short request (3 s);\nnot asked if HF_HUB_OFFLINE=1",
+            "state",
+        ),
+        (0.3, 1.0, "3. the course's stand-in:\ndata/gpt2-shakespeare-standin,\nsha256 checked", "output"),
+        (13.1, 7.4, "OpenAI's GPT-2\nfrom the cache", "output"),
+        (13.1, 4.2, "OpenAI's GPT-2, downloaded\nat the pinned commit\n(cached, resumable)", "output"),
+    ]
+    for left, bottom, text, color in steps:
+        box(ax, left, bottom, 8.6, 1.6, text, color=color, fontsize=FONT - 1)
+    arrow(ax, (8.9, 8.2), (13.1, 8.2), "yes")
+    arrow(ax, (8.9, 5.0), (13.1, 5.0), "yes")
+    arrow(ax, (4.6, 7.4), (4.6, 5.8), "no", label_offset=(0.5, -0.2))
+    arrow(ax, (4.6, 4.2), (4.6, 2.6), "no", label_offset=(0.5, -0.2))
+    arrow(ax, (13.1, 4.4), (8.9, 2.0), "the download fails", label_offset=(2.3, -0.5))
+    label(ax, 17.4, 2.2, "Whichever folder it is, from_pretrained", FONT - 1)
+    label(ax, 17.4, 1.5, "loads it, and one printed line says which.", FONT - 1)
     return fig
