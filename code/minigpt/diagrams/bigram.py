@@ -181,7 +181,7 @@ def sampling_loop(text: str, steps: int = 5) -> plt.Figure:
 
     # The first draws of a real sample: each context is the last one with the drawn character appended.
     sx, cell = 10.4, 0.62
-    label(ax, sx, 6.9, "the first steps of the sample below", fontsize=FONT - 1, ha="left")
+    label(ax, sx, 6.9, "the first steps of a real sample", fontsize=FONT - 1, ha="left")
     for i in range(steps):
         y = 5.6 - i * 1.05
         context = [visible(c) for c in text[: i + 1]]
