@@ -2,7 +2,7 @@
 
 import warnings
 
-from .bigram import BigramLanguageModel, counted_losses
+from .bigram import BigramLanguageModel, counted_losses, counted_ngram_loss
 from .data import (
     GPT2_BPE_RANKS,
     TINY_SHAKESPEARE,
@@ -42,6 +42,7 @@ __all__ = [
     "apply_temperature",
     "choose_device",
     "counted_losses",
+    "counted_ngram_loss",
     "data_path",
     "from_pretrained",
     "generate",

@@ -54,6 +54,57 @@ class BigramLanguageModel(nn.Module):
         return logits, loss
 
 
+def counted_ngram_loss(
+    train_tokens: torch.Tensor, eval_tokens: torch.Tensor, vocab_size: int, n: int, smoothing: float = 1.0
+) -> float:
+    """The loss on `eval_tokens` (mean NLL per predicted token, in nats) of the counted n-gram model.
+
+    The model predicts each token from the `n - 1` tokens before it (n = 1: unigram, 2: bigram,
+    3: trigram), with P(b | context) = (N(context, b) + smoothing) / (N(context) + smoothing * V), all
+    counts taken from `train_tokens`. It predicts `eval_tokens[n - 1:]`, the tokens that have a whole
+    context. N-grams are counted sparsely (only those that occur), so any vocabulary size works, as long
+    as vocab_size ** n fits in 64 bits (n <= 4 for GPT-2's 50,257 tokens).
+    """
+    train_tokens, eval_tokens = torch.as_tensor(train_tokens).long(), torch.as_tensor(eval_tokens).long()
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a whole number >= 1 (1: unigram, 2: bigram, 3: trigram), got {n!r}")
+    if vocab_size**n >= 2**63:
+        raise ValueError(f"vocab_size ** n = {vocab_size}**{n} does not fit in 64 bits: use a smaller n")
+    if smoothing <= 0:
+        raise ValueError(
+            f"smoothing must be positive (a count added to every token and pair), got {smoothing}"
+        )
+    for name, tokens in (("train_tokens", train_tokens), ("eval_tokens", eval_tokens)):
+        if tokens.ndim != 1 or len(tokens) < n:
+            raise ValueError(
+                f"{name} must be a 1-D sequence of at least n = {n} token ids, "
+                f"got shape {tuple(tokens.shape)}"
+            )
+        if tokens.min() < 0 or tokens.max() >= vocab_size:
+            raise ValueError(f"{name} holds ids outside [0, {vocab_size}): {tokens.min()} to {tokens.max()}")
+
+    def codes(tokens: torch.Tensor) -> torch.Tensor:
+        # Each n-gram as one number, its tokens as digits in base V: (len(tokens) - n + 1,)
+        code = torch.zeros(len(tokens) - n + 1, dtype=torch.long)
+        for i in range(n):
+            code = code * vocab_size + tokens[i : len(tokens) - n + 1 + i]
+        return code
+
+    # An n-gram's code divided by V is its context's code (the first n - 1 tokens); for n = 1 it is 0.
+    train_codes, eval_codes = codes(train_tokens), codes(eval_tokens)
+    ngram_counts = _sparse_counts(train_codes, eval_codes)
+    context_counts = _sparse_counts(train_codes // vocab_size, eval_codes // vocab_size)
+    probs = (ngram_counts + smoothing) / (context_counts + smoothing * vocab_size)
+    return -probs.log().mean().item()
+
+
+def _sparse_counts(occurring: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """How often each of `queries` occurs in `occurring` (both 1-D codes), as float64; 0 if never."""
+    values, counts = torch.unique(occurring, return_counts=True)  # sorted
+    where = torch.searchsorted(values, queries).clamp(max=len(values) - 1)
+    return torch.where(values[where] == queries, counts[where], 0).double()
+
+
 def counted_losses(
     train_tokens: torch.Tensor, eval_tokens: torch.Tensor, vocab_size: int, smoothing: float = 1.0
 ) -> dict[str, float]:
@@ -62,31 +113,18 @@ def counted_losses(
     Every later model should be read against these three baselines, all estimated from `train_tokens`:
     "uniform" gives every token 1 / vocab_size; "unigram" predicts each token from its frequency alone;
     "bigram" from the pair (previous token, token) — the loss `BigramLanguageModel.from_counts` reaches.
-    `smoothing` is added to every count, so a token or pair never seen in training costs a finite
-    amount. Pairs are counted sparsely, so this works for a 50,257-token vocabulary as well as for 65.
+    All three predict the same tokens, `eval_tokens[1:]`. `smoothing` is added to every count, so a
+    token or pair never seen in training costs a finite amount. Pairs are counted sparsely, so this
+    works for a 50,257-token vocabulary as well as for 65 (`counted_ngram_loss` does the counting).
     """
-    train_tokens, eval_tokens = torch.as_tensor(train_tokens).long(), torch.as_tensor(eval_tokens).long()
-    if smoothing <= 0:
+    eval_tokens = torch.as_tensor(eval_tokens).long()
+    if eval_tokens.ndim != 1 or len(eval_tokens) < 2:
         raise ValueError(
-            f"smoothing must be positive (a count added to every token and pair), got {smoothing}"
+            "eval_tokens must be a 1-D sequence of at least 2 token ids, "
+            f"got shape {tuple(eval_tokens.shape)}"
         )
-    for name, tokens in (("train_tokens", train_tokens), ("eval_tokens", eval_tokens)):
-        if tokens.ndim != 1 or len(tokens) < 2:
-            raise ValueError(
-                f"{name} must be a 1-D sequence of at least 2 token ids, got shape {tuple(tokens.shape)}"
-            )
-        if tokens.min() < 0 or tokens.max() >= vocab_size:
-            raise ValueError(f"{name} holds ids outside [0, {vocab_size}): {tokens.min()} to {tokens.max()}")
-    targets = eval_tokens[1:]  # every model predicts the same tokens: all but the first
-    unigram_counts = torch.bincount(train_tokens, minlength=vocab_size).double() + smoothing  # (V,)
-    unigram_nll = -(unigram_counts / unigram_counts.sum()).log()[targets].mean()
-
-    # Bigram: N(a, b) for the pairs that occur, looked up by the code a * V + b; the rest count 0.
-    codes, pair_counts = torch.unique(train_tokens[:-1] * vocab_size + train_tokens[1:], return_counts=True)
-    row_totals = torch.bincount(train_tokens[:-1], minlength=vocab_size).double() + smoothing * vocab_size
-    eval_codes = eval_tokens[:-1] * vocab_size + targets
-    where = torch.searchsorted(codes, eval_codes).clamp(max=len(codes) - 1)
-    seen = codes[where] == eval_codes
-    eval_counts = torch.where(seen, pair_counts[where], 0).double() + smoothing
-    bigram_nll = -(eval_counts / row_totals[eval_tokens[:-1]]).log().mean()
-    return {"uniform": math.log(vocab_size), "unigram": unigram_nll.item(), "bigram": bigram_nll.item()}
+    return {
+        "uniform": math.log(vocab_size),
+        "unigram": counted_ngram_loss(train_tokens, eval_tokens[1:], vocab_size, 1, smoothing),
+        "bigram": counted_ngram_loss(train_tokens, eval_tokens, vocab_size, 2, smoothing),
+    }

@@ -86,6 +86,43 @@ def test_counted_losses_work_for_a_large_vocabulary():
     assert losses["bigram"] == pytest.approx(math.log(50257 / 2), abs=0.01)
 
 
+def test_counted_ngram_loss_matches_a_hand_count():
+    # Training text 0 1 0 1 2 over a vocabulary of 3, add-one smoothing. Trigrams: (0,1,0), (1,0,1), (0,1,2).
+    #   after context (0, 1), seen twice: P(0) = P(2) = 2/5, P(1) = 1/5; after (1, 0), seen once: P(1) = 2/4.
+    #   Contexts (1, 2) and (2, 1) are never followed by anything in training: a uniform 1/3.
+    train = torch.tensor([0, 1, 0, 1, 2])
+    evaluated = torch.tensor([0, 1, 2, 1, 0, 1])  # 2 after (0,1), 1 after (1,2), 0 after (2,1), 1 after (1,0)
+    loss = minigpt.counted_ngram_loss(train, evaluated, vocab_size=3, n=3)
+    assert loss == pytest.approx(-(math.log(2 / 5) + math.log(1 / 3) + math.log(1 / 3) + math.log(2 / 4)) / 4)
+
+
+def test_counted_ngram_loss_equals_a_dense_trigram_table(char_data):
+    _, data = char_data
+    train, val = minigpt.train_val_split(data)
+    V = 65
+    counts = torch.zeros(V**3)
+    counts.index_add_(0, train[:-2] * V * V + train[1:-1] * V + train[2:], torch.ones(len(train) - 2))
+    counts = counts.view(V, V, V) + 0.5
+    log_probs = (counts / counts.sum(dim=-1, keepdim=True)).log()
+    dense = -log_probs[val[:-2], val[1:-1], val[2:]].mean().item()
+    sparse = minigpt.counted_ngram_loss(train, val, V, n=3, smoothing=0.5)
+    assert sparse == pytest.approx(dense, abs=1e-4)
+    # More context helps here: trigram < bigram < unigram, and n = 1, 2 are counted_losses' baselines.
+    losses = minigpt.counted_losses(train, val, V, smoothing=0.5)
+    assert sparse < losses["bigram"] == pytest.approx(minigpt.counted_ngram_loss(train, val, V, 2, 0.5))
+    assert losses["unigram"] == pytest.approx(minigpt.counted_ngram_loss(train, val[1:], V, 1, 0.5))
+
+
+def test_counted_ngram_loss_rejects_bad_input():
+    tokens = torch.tensor([0, 1, 2, 1])
+    with pytest.raises(ValueError, match="n must be a whole number >= 1"):
+        minigpt.counted_ngram_loss(tokens, tokens, 3, n=0)
+    with pytest.raises(ValueError, match="does not fit in 64 bits"):
+        minigpt.counted_ngram_loss(tokens, tokens, 50257, n=5)
+    with pytest.raises(ValueError, match="at least n = 3 token ids"):
+        minigpt.counted_ngram_loss(tokens, tokens[:2], 3, n=3)
+
+
 def test_counted_losses_reject_bad_input():
     tokens = torch.tensor([0, 1, 2, 1])
     with pytest.raises(ValueError, match="smoothing must be positive"):
@@ -109,3 +146,37 @@ def test_batch_diagram_draws_the_shift_and_rejects_rows_that_are_not_shifted():
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="shifted left by one"):
         bigram_diagrams.batch_of_windows(["abc"], ["xyz"])
+
+
+def test_lookup_diagram_shows_the_softmax_of_the_row_and_the_targets_loss():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minigpt.diagrams import bigram as bigram_diagrams
+
+    chars = list("abcdefgh")
+    logits = torch.tensor([2.0, 1.5, 1.0, 0.0, -0.5, -1.0, -0.2, -3.0])
+    probs = torch.softmax(logits, dim=0)
+    # The target "g" is not among the 3 most likely characters: the diagram still shows it.
+    fig = bigram_diagrams.lookup(logits.tolist(), chars, current="c", target="g", shown=3)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert f"{probs[6]:.2f}" in texts and f"{probs[0]:.2f}" in texts and "5 more" in texts
+    assert any(t.endswith(f"= {-math.log(probs[6]):.2f}") for t in texts)
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="one per character"):
+        bigram_diagrams.lookup([0.0, 1.0], chars, current="a", target="b")
+
+
+def test_sampling_loop_diagram_appends_each_drawn_character_to_the_context():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minigpt.diagrams import bigram as bigram_diagrams
+
+    fig = bigram_diagrams.sampling_loop("\nKicl", steps=4)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    # Contexts of 1, 2, 3, 4 characters (10 cells) and the 4 drawn characters.
+    assert texts.count("↵") == 4 and texts.count("K") == 4 and texts.count("l") == 1
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="at least 4 drawn characters"):
+        bigram_diagrams.sampling_loop("\nK", steps=4)

@@ -23,6 +23,8 @@ def test_multi_head_reshape_names_the_shapes_it_is_given():
     fig = attention.multi_head_reshape(B=8, T=16, C=96, n_head=3)
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     shapes = ("(8, 16, 96)", "(8, 16, 288)", "(8, 16, 3, 32)", "(8, 3, 16, 32)", "head 2: (T, hs) = (16, 32)")
-    for shape in shapes:
+    for shape in shapes + ("scores (B, n_head, T, T) = (8, 3, 16, 16)",):
         assert shape in texts
+    # Copying the diagram's code must work: a transposed tensor needs .contiguous() before .view.
+    assert ".transpose(1, 2).contiguous().view(B, T, C)" in texts
     matplotlib.pyplot.close(fig)

@@ -87,9 +87,13 @@ def multi_head_reshape(B: int = 32, T: int = 32, C: int = 64, n_head: int = 4) -
         (
             f"(B, n_head, T, hs) = ({B}, {n_head}, {T}, {hs})",
             "query",
-            "attention in each head: scores (B, n_head, T, T)",
+            f"attention in each head: scores (B, n_head, T, T) = ({B}, {n_head}, {T}, {T})",
         ),
-        ("head outputs (B, n_head, T, hs)", "attention", ".transpose(1, 2).view(B, T, C)"),
+        (
+            f"head outputs (B, n_head, T, hs) = ({B}, {n_head}, {T}, {hs})",
+            "attention",
+            ".transpose(1, 2).contiguous().view(B, T, C)",
+        ),
         (f"(B, T, C) = ({B}, {T}, {C}): heads side by side", "attention", "c_proj: Linear(C, C) mixes heads"),
         (f"out   (B, T, C) = ({B}, {T}, {C})", "output", None),
     ]
