@@ -17,7 +17,9 @@ def _schedule(step: int, max_steps: int, warmup: int, peak: float, floor: float)
     return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - floor)
 
 
-def training_step(max_steps: int = 120, warmup: int = 20, peak: float = 1e-2, floor: float = 1e-3) -> plt.Figure:
+def training_step(
+    max_steps: int = 120, warmup: int = 20, peak: float = 1e-2, floor: float = 1e-3
+) -> plt.Figure:
     """The seven parts of one optimizer step, in order, beside the learning rate each step uses."""
     fig, ax = canvas(20, 11.2, "One training step, repeated max_steps times, and the learning rate it uses")
     left, width, height = 1.5, 9.0, 0.95
@@ -77,12 +79,26 @@ def checkpoint_contents() -> plt.Figure:
     box(ax, 0.7, 6.8, 4.4, 0.95, "latest: 'step_000040'", color="norm", fontsize=FONT - 1)
     box(ax, 0.7, 4.6, 4.4, 1.5, "step_000040/\n(complete)", color="state", fontsize=FONT - 1)
     box(ax, 0.7, 2.7, 4.4, 1.3, "step_000030/\n(the one before)", color="plain", fontsize=FONT - 1)
-    box(ax, 0.7, 0.7, 4.4, 1.4, ".step_000050.tmp/\n(being written;\nnot yet renamed)", color="masked", fontsize=FONT - 2)
+    box(
+        ax,
+        0.7,
+        0.7,
+        4.4,
+        1.4,
+        ".step_000050.tmp/\n(being written;\nnot yet renamed)",
+        color="masked",
+        fontsize=FONT - 2,
+    )
     arrow(ax, (2.9, 6.8), (2.9, 6.1))
 
     # The three files of the complete step folder, and what each restores.
     files = [
-        ("model.safetensors", "every weight tensor by name\n(the tied head stored once)", "the model", "token"),
+        (
+            "model.safetensors",
+            "every weight tensor by name\n(the tied head stored once)",
+            "the model",
+            "token",
+        ),
         ("config.json", "GPTConfig and TrainConfig", "the same shapes,\nthe same schedule", "data"),
         (
             "state.pt",
