@@ -104,19 +104,19 @@ def checkpoint_contents() -> plt.Figure:
             "state.pt",
             "step; AdamW's m and v per weight;\nGradScaler's scale; the batch\n"
             "generator's and dropout RNG's states;\nthe loss history",
-            "lr(step), each weight's\nstep size, the same next\nbatches and dropout masks",
+            "lr(step); each weight's\nstep size; the same next\nbatches and dropout\nmasks",
             "state",
         ),
     ]
     heights, y = [1.5, 1.3, 2.9], 8.2
     for (name, holds, restores, color), h in zip(files, heights):
         y -= h
-        box(ax, 6.6, y, 7.6, h, "", color=color)
-        label(ax, 6.8, y + h - 0.32, name, ha="left", fontweight="bold", fontsize=FONT - 1)
-        label(ax, 6.8, y + (h - 0.45) / 2, holds, ha="left", fontsize=FONT - 1)
-        label(ax, 17.2, y + h / 2, restores, fontsize=FONT - 1)
-        arrow(ax, (14.3, y + h / 2), (15.3, y + h / 2))
-        arrow(ax, (5.1, 5.35), (6.55, y + h / 2), curve=0.0)
+        box(ax, 6.4, y, 7.2, h, "", color=color)
+        label(ax, 6.6, y + h - 0.32, name, ha="left", fontweight="bold", fontsize=FONT - 1)
+        label(ax, 6.6, y + (h - 0.4) / 2, holds, ha="left", fontsize=FONT - 1)
+        arrow(ax, (13.7, y + h / 2), (14.6, y + h / 2))
+        label(ax, 14.8, y + h / 2, restores, ha="left", fontsize=FONT - 1)
+        arrow(ax, (5.1, 5.35), (6.35, y + h / 2))
         y -= 0.35
-    label(ax, 17.2, 8.35, "restores", fontweight="bold")
+    label(ax, 14.8, 8.35, "restores", ha="left", fontweight="bold")
     return fig
