@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 
+from ..train import TrainConfig, lr_at
 from .draw import COLORS, EDGE, FONT, arrow, box, canvas, label
-
-
-def _schedule(step: int, max_steps: int, warmup: int, peak: float, floor: float) -> float:
-    """Linear warmup, then half a cosine down to `floor` (the shape the chapter builds)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / (max_steps - warmup)
-    return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - floor)
 
 
 def training_step(
@@ -56,7 +47,8 @@ def training_step(
     # The schedule, drawn inside the diagram in its own small axes (x: step, y: learning rate).
     inset = ax.inset_axes([14.4, 3.9, 5.2, 5.0], transform=ax.transData)
     steps = list(range(max_steps + 1))
-    inset.plot(steps, [_schedule(s, max_steps, warmup, peak, floor) for s in steps], color=EDGE)
+    schedule = TrainConfig(max_steps=max_steps, lr=peak, min_lr=floor, warmup_steps=warmup)
+    inset.plot(steps, [lr_at(step, schedule) for step in steps], color=EDGE)  # the package's schedule
     inset.axvspan(0, warmup, color=COLORS["norm"])
     inset.text(warmup * 1.15, peak * 0.3, "\u2190 warmup", ha="left", va="center", fontsize=FONT - 2)
     inset.text(max_steps * 0.62, peak * 0.72, "cosine\ndecay", ha="center", fontsize=FONT - 2)
