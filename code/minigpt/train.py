@@ -87,7 +87,8 @@ def lr_at(step: int, config: TrainConfig) -> float:
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW that decays only tensors of two or more dimensions (matrices, embeddings).
 
-    Biases and LayerNorm gains are few, and pulling them towards zero only fights the normalisation.
+    Biases and LayerNorm parameters are few, and decay gains nothing there: a LayerNorm gain pulled
+    towards zero only fights the normalisation that precedes it, and a bias has no scale to regularise.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
