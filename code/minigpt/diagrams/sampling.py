@@ -9,6 +9,18 @@ from matplotlib.patches import Patch
 from .draw import COLORS, FONT, arrow, box, brace, canvas, grid, label
 
 
+def legend_below(ax: plt.Axes, entries: list[tuple[str, str]]) -> None:
+    """One row of coloured squares under the drawing: (text, colour role in COLORS) for each entry."""
+    ax.legend(
+        handles=[Patch(facecolor=COLORS[role], edgecolor="#444444", label=text) for text, role in entries],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=len(entries),
+        fontsize=FONT - 1,
+        frameon=False,
+    )
+
+
 def decoding_rules() -> plt.Figure:
     """The path from a row of logits to the next token, with the greedy short cut at temperature 0."""
     fig, ax = canvas(20, 4.6, title="From logits to the next token: each rule is one small function")
@@ -53,14 +65,8 @@ def batch_with_stops(tokens, lengths, prompt_length: int, stop_tokens) -> plt.Fi
         y = top + (rows - 1 - i) * cell + cell / 2
         label(ax, 0.7, y, f"row {i}", fontsize=FONT - 1)
         label(ax, 1.6 + width * cell, y, f"length {n}", fontsize=FONT - 1, ha="left")
-    legend = [("prompt", "token"), ("new token", "mlp"), ("stop token", "attention"), ("padding", "masked")]
-    ax.legend(
-        handles=[Patch(facecolor=COLORS[c], edgecolor="#444444", label=t) for t, c in legend],
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=4,
-        fontsize=FONT - 1,
-        frameon=False,
+    legend_below(
+        ax, [("prompt", "token"), ("new token", "mlp"), ("stop token", "attention"), ("padding", "masked")]
     )
     return fig
 
@@ -128,18 +134,13 @@ def prefill_and_decode(prompt_length: int = 4, decode_steps: int = 2, capacity: 
         box(ax, x_end + 1.45, y, 1.2, cell, f"t{stored + run + 1}", color="output", fontsize=FONT - 1)
         what = f"runs {run} positions at once" if run > 1 else f"runs 1 position, reads {stored} stored"
         label(ax, x_end + 2.85, y + cell / 2, what, fontsize=FONT - 1, ha="left")
-    legend = [
-        ("run in this call (keys, values stored)", "token"),
-        ("read from the cache", "key"),
-        ("free slot", "plain"),
-    ]
-    ax.legend(
-        handles=[Patch(facecolor=COLORS[c], edgecolor="#444444", label=t) for t, c in legend],
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=3,
-        fontsize=FONT - 1,
-        frameon=False,
+    legend_below(
+        ax,
+        [
+            ("run in this call (keys, values stored)", "token"),
+            ("read from the cache", "key"),
+            ("free slot", "plain"),
+        ],
     )
     return fig
 
