@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -383,7 +384,10 @@ def hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
         except urllib.error.HTTPError:
             outcome[0] = ""  # an HTTP error is still an answer
         except OSError as error:
-            outcome[0] = str(getattr(error, "reason", error))
+            reason = getattr(error, "reason", error)
+            # A failed name lookup is how "no network" usually shows: say that, not "[Errno -2] ..."
+            lookup_failed = isinstance(reason, socket.gaierror)
+            outcome[0] = "no network: its address could not be looked up" if lookup_failed else str(reason)
 
     thread = threading.Thread(target=ask, daemon=True)
     thread.start()
