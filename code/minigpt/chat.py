@@ -163,15 +163,29 @@ def chat(model: torch.nn.Module, args: argparse.Namespace) -> None:
             conversation.add(prompt, reply(model, prompt, settings, args.max_new_tokens, generator))
 
 
-def main(argv: list[str] | None = None) -> int:
+def load_chat_model(name_or_dir: str, max_new_tokens: int, device: torch.device) -> torch.nn.Module:
+    """The model to chat with; exits with a message if it cannot be loaded or leaves no room to chat."""
     from .pretrained import from_pretrained
 
+    try:
+        model = from_pretrained(name_or_dir, device=device)
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: could not load the model {name_or_dir!r}: {error}")
+    if max_new_tokens >= model.config.block_size:
+        sys.exit(
+            f"error: --max-new-tokens {max_new_tokens} leaves no room for a message in the "
+            f"model's context of {model.config.block_size} tokens"
+        )
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     device = choose_device(args.device)
-    model = from_pretrained(args.model, device=device)
-    model.eval()
-    print(f"chatting with {args.model} on {device} (context {model.config.block_size} tokens); {HELP}")
     try:
+        model = load_chat_model(args.model, args.max_new_tokens, device)
+        context = model.config.block_size
+        print(f"chatting with {args.model} on {device} (context {context} tokens); {HELP}", flush=True)
         chat(model, args)
     except KeyboardInterrupt:  # Ctrl-C: leave without a traceback
         print()
