@@ -1,21 +1,32 @@
-"""Training throughput of the package's GPT and Trainer, for comparing changes (not a test).
+"""Training throughput of the package's GPT, against a plain reference and through the Trainer (not a test).
 
-    python scripts/benchmark_training.py            # every configuration below
-    python scripts/benchmark_training.py chapter3   # one of them
+    python scripts/benchmark_training.py                 # everything below
+    python scripts/benchmark_training.py reference       # the package's GPT against the reference
+    python scripts/benchmark_training.py chapter3        # one Trainer configuration
 
-Prints tokens per second of full optimizer steps (forward, backward, clipping, AdamW) on the current
-device, after a few warm-up steps, the median of several timed rounds.
+`reference`: the package's GPT and `ReferenceGPT`, a GPT written here in the style of nanoGPT's
+model.py (exact GELU, no input checks beyond the context length), and the same reference with
+GPT-2's tanh GELU (which the package keeps), each trained with the same step (forward with targets,
+backward, clipping, AdamW) on the same batches of Tiny Shakespeare characters, in rounds that rotate
+their order so that all see the same machine load. It prints each model's median tokens per second
+and the ratios package / reference.
+
+The Trainer configurations time full optimizer steps (forward, backward, clipping, AdamW) through
+`Trainer.train_step`, after a few warm-up steps, the median of several timed rounds.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
 
 import torch
-from minigpt import GPT, GPTConfig, choose_device
+import torch.nn.functional as F
+from minigpt import GPT, CharTokenizer, GPTConfig, choose_device, get_batch, load_text
 from minigpt.train import TrainConfig, Trainer
+from torch import nn
 
 CONFIGS = {
     # Chapter 3's CPU run: characters, 3 layers of 96, context 64, batches of 32.
@@ -29,6 +40,104 @@ CONFIGS = {
         TrainConfig(batch_size=16),
     ),
 }
+
+
+class ReferenceBlock(nn.Module):
+    """Pre-LayerNorm attention and MLP, each added to the residual stream, as in nanoGPT."""
+
+    def __init__(self, config: GPTConfig, gelu: str):
+        super().__init__()
+        C = config.n_embd
+        self.gelu = gelu
+        self.n_head, self.dropout = config.n_head, config.dropout
+        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        self.c_attn, self.attn_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.resid_drop, self.mlp_drop = nn.Dropout(config.dropout), nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        x = x + self.resid_drop(self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+        return x + self.mlp_drop(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate=self.gelu)))
+
+
+class ReferenceGPT(nn.Module):
+    """The comparison model: the package GPT's architecture and initialisation, written as nanoGPT
+    writes it, with nanoGPT's exact GELU (gelu="none") or GPT-2's tanh approximation (gelu="tanh")."""
+
+    def __init__(self, config: GPTConfig, gelu: str = "none"):
+        super().__init__()
+        self.block_size = config.block_size
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([ReferenceBlock(config, gelu) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * config.n_layer) if name.endswith("proj.weight") else 0.02
+                nn.init.normal_(p, std=std)
+            elif name.endswith("bias") and "ln" not in name:
+                nn.init.zeros_(p)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor):
+        B, T = idx.shape
+        assert T <= self.block_size, f"sequence of length {T} is longer than block_size {self.block_size}"
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return logits, F.cross_entropy(logits.view(B * T, -1), targets.view(-1), ignore_index=-1)
+
+
+def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches) -> float:
+    """Seconds for one optimizer step per batch: forward with targets, backward, clipping, AdamW."""
+    start = time.perf_counter()
+    for x, y in batches:
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    loss.item()  # wait for the device
+    return time.perf_counter() - start
+
+
+def compare_with_reference(rounds: int = 9, steps: int = 20) -> None:
+    config = GPTConfig(block_size=64, vocab_size=65, n_layer=3, n_head=4, n_embd=96)
+    batch_size, device = 32, choose_device()
+    tokenizer = CharTokenizer.from_text(text := load_text(verbose=False))
+    data = torch.tensor(tokenizer.encode(text))
+    g = torch.Generator().manual_seed(0)
+    batches = [get_batch(data, config.block_size, batch_size, g, device) for _ in range(steps)]
+    runs = {}
+    models = {
+        "minigpt.GPT": GPT,
+        "reference": ReferenceGPT,  # nanoGPT's exact GELU
+        "reference, tanh GELU": lambda config: ReferenceGPT(config, gelu="tanh"),  # what the GELU costs
+    }
+    for name, build in models.items():
+        torch.manual_seed(0)
+        model = build(config).to(device).train()
+        runs[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1), [])
+        train_steps(*runs[name][:2], batches[:3])  # warm-up: allocator, kernels, optimizer state
+    for r in range(rounds):  # rotate the order, so that no model always runs in the same slot
+        names = list(runs)
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            model, optimizer, rates = runs[name]
+            rates.append(batch_size * config.block_size * steps / train_steps(model, optimizer, batches))
+    medians = {name: statistics.median(rates) for name, (_, _, rates) in runs.items()}
+    print(f"reference comparison (3 layers, 4 heads, 96 wide, context 64, batch 32), {rounds} rounds:")
+    for name, rate in medians.items():
+        print(f"  {name:21s} {rate:,.0f} tokens/s (median)")
+    for name in list(medians)[1:]:
+        print(f"  ratio minigpt.GPT / {name}: {medians['minigpt.GPT'] / medians[name]:.3f}")
 
 
 def tokens_per_second(
@@ -53,7 +162,10 @@ def tokens_per_second(
 
 def main(names: list[str]) -> None:
     print(f"device: {choose_device()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for name in names or CONFIGS:
+    for name in names or ["reference", *CONFIGS]:
+        if name == "reference":
+            compare_with_reference()
+            continue
         model_config, train_config = CONFIGS[name]
         rate = tokens_per_second(model_config, train_config)
         tokens = train_config.batch_size * model_config.block_size

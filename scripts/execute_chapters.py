@@ -5,19 +5,25 @@
 
 The kernel runs with the chapters/ folder as its working directory, as in Jupyter and in nbval, and
 records each cell's timing in the notebook's metadata (the convention check reads the total).
+It runs with live progress bars off (MINIGPT_PROGRESS=plain), so the saved chapters hold plain
+printed lines instead of widgets, which vanish offline, show "0%" in plain viewers and flood the test
+runner with messages; a chapter that still displays a widget (a tqdm bar of its own) is an error.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
 from pathlib import Path
 
 import nbformat
+from minigpt.notebook import PROGRESS_ENV
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def toc_chapters() -> list[Path]:
@@ -27,9 +33,12 @@ def toc_chapters() -> list[Path]:
 
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)  # widget state left by an earlier run with live bars
     client = NotebookClient(
         nb,
         timeout=900,
+        iopub_timeout=300,  # wait for a finished cell's last outputs even on a busy machine...
+        raise_on_iopub_timeout=True,  # ...and never save a chapter with outputs missing
         kernel_name="python3",
         record_timing=True,
         resources={"metadata": {"path": str(path.parent)}},
@@ -38,10 +47,21 @@ def execute(path: Path) -> float:
     client.execute()
     elapsed = time.perf_counter() - start
     nbformat.write(nb, path)
+    widgets = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if any(WIDGET in output.get("data", {}) for output in cell.get("outputs", []))
+    ]
+    if widgets:
+        raise SystemExit(
+            f"{path.name}: cells {widgets} (0-based) display Jupyter widgets, most likely a tqdm bar: "
+            "use minigpt.progress(...), which draws none when chapters are executed"
+        )
     return elapsed
 
 
 def main(argv: list[str]) -> None:
+    os.environ[PROGRESS_ENV] = "plain"  # the kernels inherit it
     paths = [Path(a).resolve() for a in argv] or toc_chapters()
     for path in paths:
         print(f"{path.relative_to(ROOT)}: executing...", flush=True)

@@ -1,5 +1,7 @@
 """minigpt: the package built, chapter by chapter, in *Build a GPT from scratch*."""
 
+import warnings
+
 from .bigram import BigramLanguageModel
 from .data import (
     GPT2_BPE_RANKS,
@@ -10,30 +12,49 @@ from .data import (
     load_text,
     train_val_split,
 )
-from .generate import generate
-from .model import GPT, CausalSelfAttention, GPTConfig
-from .notebook import setup_figures
+from .generate import Generation, generate, stream
+from .model import GPT, CausalSelfAttention, GPTConfig, KVCache
+from .notebook import progress, setup_figures
+from .pretrained import BaseModel, from_pretrained, load_base_model, save_pretrained
+from .sampling import SamplingRule, apply_temperature, greedy, top_k_filter, top_p_filter
 from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .utils import choose_device, set_seed
 
 __version__ = "0.1.0"
 
+# `python -m minigpt.generate` runs the module that this package has already imported (the package's
+# `generate` is its function); Python warns about that, harmlessly: the command line needs nothing else.
+warnings.filterwarnings("ignore", message="'minigpt.generate' found in sys.modules", category=RuntimeWarning)
+
 __all__ = [
     "GPT2_BPE_RANKS",
     "TINY_SHAKESPEARE",
+    "BaseModel",
     "BigramLanguageModel",
     "CausalSelfAttention",
     "CharTokenizer",
     "DataFile",
     "GPT",
     "GPTConfig",
+    "Generation",
+    "KVCache",
+    "SamplingRule",
+    "apply_temperature",
     "choose_device",
     "data_path",
+    "from_pretrained",
     "generate",
     "get_batch",
     "gpt2_tokenizer",
+    "greedy",
+    "load_base_model",
     "load_text",
+    "progress",
+    "save_pretrained",
     "set_seed",
     "setup_figures",
+    "stream",
+    "top_k_filter",
+    "top_p_filter",
     "train_val_split",
 ]

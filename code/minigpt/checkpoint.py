@@ -7,6 +7,9 @@ A checkpoint is a folder `step_000500/` inside the run's checkpoint directory ho
     state.pt            optimizer, loss scaler, data-order and RNG states, history (plain tensors
                         and numbers, read back with torch.load(weights_only=True))
 
+`save_checkpoint` and `resume` take the run's `Trainer` (minigpt.train, which imports this module):
+they only read and set its attributes, so this module imports nothing from that one.
+
 Writing is atomic: the folder is written under a temporary name, flushed to disk, renamed into
 place, and only then does the file `latest` (itself replaced atomically) point at it. A crash at any
 moment leaves `latest` naming a complete checkpoint, so nothing already saved is ever lost.
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -86,8 +90,6 @@ def save_checkpoint(directory: Path, trainer) -> Path:
 
 def _write_folder(final: Path, trainer) -> None:
     """Write the checkpoint under a temporary name, then rename it to `final` in one step."""
-    from .train import trainer_state
-
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         state = trainer_state(trainer)
@@ -127,8 +129,6 @@ def resume(trainer, checkpoint: str | Path | None = None) -> None:
     The trainer's model must have the checkpoint's configuration; after this, `trainer.train()`
     continues the saved run as if it had never stopped.
     """
-    from .train import restore_trainer_state
-
     checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(trainer.checkpoint_dir)
     saved = json.loads((checkpoint / "config.json").read_text())["model"]
     if saved != trainer.model.config.to_dict():
@@ -139,3 +139,33 @@ def resume(trainer, checkpoint: str | Path | None = None) -> None:
         )
     load_weights(trainer.model, checkpoint / "model.safetensors")
     restore_trainer_state(trainer, torch.load(checkpoint / "state.pt", weights_only=True, map_location="cpu"))
+
+
+def trainer_state(trainer) -> dict:
+    """Everything besides the weights that a resumed run needs to continue exactly."""
+    return {
+        "step": trainer.step,
+        "train_seconds": trainer.train_seconds,
+        "history": trainer.history,
+        "step_log": trainer.step_log,
+        "optimizer": trainer.optimizer.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "generator": trainer.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "train_config": asdict(trainer.config),
+    }
+
+
+def restore_trainer_state(trainer, state: dict) -> None:
+    """Put what `trainer_state` returned back into a freshly built Trainer."""
+    trainer.step = state["step"]
+    trainer.train_seconds = state["train_seconds"]
+    trainer.history = state["history"]
+    trainer.step_log = [tuple(row) for row in state["step_log"]]
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scaler.load_state_dict(state["scaler"])
+    trainer.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -1,4 +1,4 @@
-"""The GPT model (Chapters 2 and 3).
+"""The GPT model (Chapters 2 and 3) and its key-value cache (Chapter 6).
 
 One file for the whole model, in the shape of GPT-2: token and position embeddings, a stack of
 pre-LayerNorm transformer blocks (causal self-attention, then a feed-forward MLP, each inside a
@@ -78,17 +78,104 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, 3C) -> 3 x (B, T, C)
         # Give each head its own slice of the channels: (B, T, C) -> (B, n_head, T, head_size)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        past = 0
+        if cache is not None:  # the keys and values of earlier positions come from the cache
+            past = cache.length
+            k, v = cache.append(k, v)  # (B, n_head, past + T, head_size)
         # softmax(q k^T / sqrt(head_size), masked to the past) v, in one fused kernel
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            q,
+            k,
+            v,
+            attn_mask=None if past == 0 or T == 1 else _causal_mask(T, past, x.device),
+            is_causal=past == 0,  # with a cache, one new query may see every key: no mask needed
+            dropout_p=self.dropout if self.training else 0.0,
         )  # (B, n_head, T, head_size)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+
+def _causal_mask(T: int, past: int, device: torch.device) -> torch.Tensor:
+    """(T, past + T) booleans: new query i (position past + i) may see keys 0 .. past + i."""
+    return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
+
+
+class LayerKVCache:
+    """One attention layer's keys and values, in buffers allocated once for `max_len` positions.
+
+    `append` writes the new positions' keys and values after the ones already stored and returns all
+    of them, so attention at a new position can look at every earlier one without recomputing it.
+    """
+
+    def __init__(self, shape: tuple[int, int, int, int], device: torch.device, dtype: torch.dtype):
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)  # (B, n_head, max_len, head_size)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # positions filled so far
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self.length, self.length + k.shape[2]
+        self.keys[:, :, start:end] = k  # (B, n_head, T, head_size) into its slot
+        self.values[:, :, start:end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]  # (B, n_head, end, head_size)
+
+
+class KVCache:
+    """The keys and values of every layer of a GPT, kept between forward passes (Chapter 6).
+
+    Pass it to `GPT.forward(idx, cache=...)`: the first call (the prefill) runs the prompt and stores
+    its keys and values; each later call runs only the new positions, at positions `length`,
+    `length + 1`, ..., and attends to everything stored. Memory: 2 (keys and values) x n_layer x
+    n_embd numbers per position and sequence (`bytes_per_token`).
+    """
+
+    def __init__(
+        self,
+        config: GPTConfig,
+        batch_size: int,
+        max_len: int | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        max_len = config.block_size if max_len is None else max_len
+        if not 1 <= max_len <= config.block_size:
+            raise ValueError(
+                f"max_len must be between 1 and block_size={config.block_size} (the model has no "
+                f"positions beyond it), got {max_len}"
+            )
+        self.batch_size, self.max_len = batch_size, max_len
+        shape = (batch_size, config.n_head, max_len, config.head_size)
+        self.layers = [LayerKVCache(shape, torch.device(device), dtype) for _ in range(config.n_layer)]
+
+    @property
+    def length(self) -> int:
+        """The number of positions stored (the same in every layer)."""
+        return self.layers[0].length
+
+    def reset(self) -> None:
+        """Forget every stored position (the buffers stay allocated)."""
+        for layer in self.layers:
+            layer.length = 0
+
+    @property
+    def bytes_per_token(self) -> int:
+        """Bytes one position of one sequence takes: keys and values of every layer."""
+        layer = self.layers[0]
+        return 2 * len(self.layers) * layer.keys[0, :, 0].numel() * layer.keys.element_size()
+
+    def check_room(self, batch_size: int, new_positions: int) -> None:
+        if batch_size != self.batch_size:
+            raise ValueError(f"this cache holds {self.batch_size} sequences, but the batch has {batch_size}")
+        if self.length + new_positions > self.max_len:
+            raise ValueError(
+                f"the cache holds {self.length} of at most {self.max_len} positions, no room for "
+                f"{new_positions} more: `reset()` it and run the last {self.max_len} tokens again"
+            )
 
 
 class MLP(nn.Module):
@@ -115,8 +202,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))  # pre-LayerNorm: normalise the input of each branch,
+    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)  # pre-LayerNorm: normalise the input of each branch,
         x = x + self.mlp(self.ln_2(x))  # leaving the residual stream itself untouched
         return x
 
@@ -161,17 +248,41 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.transformer.wpe.weight.numel() if non_embedding else n
 
+    def make_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        """An empty cache for `batch_size` sequences of up to `max_len` (default block_size) positions."""
+        weight = self.transformer.wte.weight
+        return KVCache(self.config, batch_size, max_len, device=weight.device, dtype=weight.dtype)
+
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab_size) for token ids `idx` (B, T); with `targets`, also the mean loss."""
+        """Logits (B, T, vocab_size) for token ids `idx` (B, T); with `targets`, also the mean loss.
+
+        With a `cache`, `idx` holds only the positions after those the cache already stores, and their
+        keys and values are added to it. With `last_only`, logits come for the last position only,
+        (B, 1, vocab_size): all that generation needs, without the LM head's work on the others.
+        """
         self._check_input(idx)
         B, T = idx.shape
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
+        if targets is not None and last_only:
+            raise ValueError("last_only=True computes no logits for the earlier positions the loss needs")
+        past = 0
+        if cache is not None:
+            cache.check_room(B, T)
+            past = cache.length
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
+        x = self._embed_tokens(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
         x = self.transformer.drop(x)
-        for block in self.transformer.h:
-            x = block(x)  # (B, T, C)
+        layer_caches = cache.layers if cache is not None else [None] * len(self.transformer.h)
+        for block, layer_cache in zip(self.transformer.h, layer_caches):
+            x = block(x, layer_cache)  # (B, T, C)
+        if last_only:
+            x = x[:, -1:]  # (B, T, C) -> (B, 1, C)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
         if targets is None:
@@ -189,10 +300,27 @@ class GPT(nn.Module):
                 "longest context this model has position embeddings for; crop it to the last "
                 f"{self.config.block_size} tokens"
             )
-        if idx.numel():
-            low, high = int(idx.min()), int(idx.max())
-            if low < 0 or high >= self.config.vocab_size:
-                bad = low if low < 0 else high
-                raise ValueError(
-                    f"token id {bad} is outside the vocabulary: ids must be in [0, {self.config.vocab_size})"
-                )
+
+    def _embed_tokens(self, idx: torch.Tensor) -> torch.Tensor:
+        """The token embeddings (B, T, C), with a clear error for an id outside the vocabulary.
+
+        On the CPU the embedding finds a bad id itself, at no cost to a correct batch, and its
+        IndexError becomes the clear error. On a GPU a bad id would be a device-side assert that ends
+        the process's use of the GPU, so the ids are checked first: one reduction, one wait.
+        """
+        if idx.device.type != "cpu" and (error := self._bad_id_error(idx)):
+            raise error
+        try:
+            return self.transformer.wte(idx)
+        except IndexError:
+            error = self._bad_id_error(idx)
+            if error is None:  # some other indexing problem: let it through as it is
+                raise
+        raise error
+
+    def _bad_id_error(self, idx: torch.Tensor) -> ValueError | None:
+        outside = (idx < 0) | (idx >= self.config.vocab_size)
+        if not outside.any():
+            return None
+        bad, size = int(idx[outside][0]), self.config.vocab_size
+        return ValueError(f"token id {bad} is outside the vocabulary: ids must be in [0, {size})")

@@ -6,7 +6,12 @@ hardware, periodic evaluation on a fixed set of windows, checkpoints written ato
 exact resume. Under `torchrun` it trains with DistributedDataParallel:
 
     python -m minigpt.train --help
-    torchrun --nproc_per_node=2 -m minigpt.train --data shakespeare-char --max-steps 200
+    python -m minigpt.train --out runs/char            # Ctrl-C saves; continue with --resume
+    torchrun --nproc_per_node=2 -m minigpt.train --data shakespeare-char --max-steps 200 --device cpu
+
+With --out the command line saves a checkpoint every --checkpoint-interval steps (default: every
+--eval-interval), at the end, and when Ctrl-C (SIGINT) or SIGTERM stops it after the current step;
+`--resume` continues the latest one exactly.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import contextlib
 import json
 import math
 import os
+import signal
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,10 +32,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from .checkpoint import resume, save_checkpoint
 from .data import cache_dir, get_batch, load_text, read_tokens, train_val_split, windows_at, write_tokens
 from .model import GPT, GPTConfig
+from .notebook import progress as progress_bar
 from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .utils import choose_device
 
@@ -110,12 +117,24 @@ class BatchSource(Protocol):
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """bf16 where the GPU supports it, fp16 (with loss scaling) on older GPUs, fp32 elsewhere."""
+    """bf16 on GPUs that compute in it natively, fp16 (with loss scaling) on older GPUs, fp32 elsewhere."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16(device) else "fp16"
     return "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether this GPU has bf16 arithmetic units (compute capability 8.0, Ampere, and later).
+
+    Plain `torch.cuda.is_bf16_supported()` also says yes where bf16 only works by emulation, e.g. on
+    the T4 of Colab's free tier, where it runs slower than fp32; fp16 is that GPU's fast format.
+    """
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a PyTorch whose is_bf16_supported has no including_emulation argument
+        return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 class Trainer:
@@ -171,6 +190,7 @@ class Trainer:
         self.history: list[dict] = []
         self.step_log: list[tuple[int, float, float]] = []  # (step, batch loss, grad norm before clipping)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.stop_requested = False  # set (e.g. by a signal handler) to end train() after this step
         self.eval_starts = {
             split: _evenly_spaced_starts(len(data), self.block_size, config.eval_windows)
             for split, data in (("train", train_data), ("val", val_data))
@@ -229,7 +249,8 @@ class Trainer:
         return total.item(), grad_norm.item()
 
     def evaluate(self) -> dict[str, float]:
-        """Mean loss over the fixed evaluation windows of each split (no dropout, no label smoothing)."""
+        """Mean loss over the fixed evaluation windows of each split, in fp32 whatever the training
+        precision (no dropout, no label smoothing): the curves of runs in different precisions compare."""
         return {
             split: self._evaluate_split(split, data)
             for split, data in (("train", self.train_data), ("val", self.val_data))
@@ -237,14 +258,18 @@ class Trainer:
 
     def _evaluate_split(self, split: str, data) -> float:
         if isinstance(data, BatchSource):
-            batches = data.eval_batches(self.config.eval_windows, self.config.batch_size)
-            return evaluate_batches(self.model, batches, self.autocast)
+            return evaluate_batches(
+                self.model, data.eval_batches(self.config.eval_windows, self.config.batch_size)
+            )
         return evaluate_loss(
-            self.model, data, self.block_size, self.eval_starts[split], self.config.batch_size, self.autocast
+            self.model, data, self.block_size, self.eval_starts[split], self.config.batch_size
         )
 
     def train(self, progress: bool = True, until: int | None = None) -> list[dict]:
         """Train from wherever the run stands to step `until` (default: max_steps); returns the history.
+
+        With `progress`, a live bar (see `minigpt.progress`) and one printed line per evaluation,
+        "step 500: train 2.101, val 2.153"; without it, silence.
 
         Stopping early at `until` leaves the schedule untouched: it is always laid out over max_steps,
         so a run stopped, saved and resumed follows the same learning rates as one that never stopped.
@@ -252,29 +277,54 @@ class Trainer:
         config = self.config
         until = config.max_steps if until is None else min(until, config.max_steps)
         self.model.train()
-        bar = tqdm(total=until, initial=self.step, desc="training", disable=not progress or self.rank != 0)
-        loss, grad_norm = None, None  # no step taken yet in this call
-        while True:
-            if self.step % config.eval_interval == 0 or self.step == config.max_steps:
-                if not self.history or self.history[-1]["step"] != self.step:
+        report = progress and self.rank == 0
+        bar = progress_bar(total=until, initial=self.step, desc="training") if report else None
+        # The last step's batch loss and gradient norm, for the history row of the next evaluation.
+        loss, grad_norm = self.step_log[-1][1:] if self.step_log else (None, None)
+        try:
+            while True:
+                if self._evaluation_due():
                     self._record(self.evaluate(), loss, grad_norm)
-                    last = self.history[-1]
-                    bar.set_postfix(train=f"{last['train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
-            if self.step >= until:
-                break
-            start = time.perf_counter()
-            loss, grad_norm = self.train_step()
-            self.train_seconds += time.perf_counter() - start
-            self.step_log.append((self.step, loss, grad_norm))
-            bar.update(1)
-            if (
-                self.checkpoint_dir
-                and config.checkpoint_interval
-                and self.step % config.checkpoint_interval == 0
-            ):
-                self.save_checkpoint()
-        bar.close()
+                    if bar is not None:
+                        self._report(bar)
+                if self.step >= until or self._stop_agreed():
+                    break
+                start = time.perf_counter()
+                loss, grad_norm = self.train_step()
+                self.train_seconds += time.perf_counter() - start
+                self.step_log.append((self.step, loss, grad_norm))
+                if bar is not None:
+                    bar.update(1)
+                if (
+                    self.checkpoint_dir
+                    and config.checkpoint_interval
+                    and self.step % config.checkpoint_interval == 0
+                ):
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
         return self.history
+
+    def _stop_agreed(self) -> bool:
+        """Whether stop_requested is set, in any process (all of them must stop at the same step)."""
+        if self.world_size == 1:
+            return self.stop_requested
+        flag = torch.tensor(float(self.stop_requested), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _evaluation_due(self) -> bool:
+        """Every eval_interval steps and at max_steps, once per step (a resumed run has it already)."""
+        due = self.step % self.config.eval_interval == 0 or self.step == self.config.max_steps
+        return due and (not self.history or self.history[-1]["step"] != self.step)
+
+    def _report(self, bar) -> None:
+        """The latest evaluation as a printed line, and beside a live bar."""
+        last = self.history[-1]
+        train, val = f"{last['train_loss']:.3f}", f"{last['val_loss']:.3f}"
+        bar.write(f"step {last['step']}: train {train}, val {val}")
+        bar.set_postfix(train=train, val=val)
 
     def _record(self, losses: dict[str, float], last_loss: float | None, grad_norm: float | None) -> None:
         self.history.append(
@@ -292,8 +342,6 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the whole run to checkpoint_dir (only process 0 writes)."""
-        from .checkpoint import save_checkpoint
-
         if self.checkpoint_dir is None:
             raise ValueError("this Trainer has no checkpoint_dir")
         if self.rank != 0:
@@ -308,7 +356,6 @@ def evaluate_loss(
     block_size: int,
     starts: list[int] | None = None,
     batch_size: int = 32,
-    autocast=contextlib.nullcontext,
 ) -> float:
     """Mean next-token loss of `model` over the windows of `data` that begin at `starts`.
 
@@ -323,17 +370,14 @@ def evaluate_loss(
     total = 0.0
     for i in range(0, len(starts), batch_size):
         x, y = windows_at(data, starts[i : i + batch_size], block_size, device)
-        with autocast():
-            logits, _ = model(x)  # (B, T, V)
+        logits, _ = model(x)  # (B, T, V), in the model's own precision (fp32 for a Trainer's model)
         total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
     model.train(was_training)
     return total / (len(starts) * block_size)
 
 
 @torch.no_grad()
-def evaluate_batches(
-    model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], autocast=contextlib.nullcontext
-) -> float:
+def evaluate_batches(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """Mean loss per scored target over batches (x, y), skipping targets of -100."""
     device = next(model.parameters()).device
     was_training = model.training
@@ -341,8 +385,7 @@ def evaluate_batches(
     total, count = 0.0, 0
     for x, y in batches:
         x, y = x.to(device), y.to(device)
-        with autocast():
-            logits, _ = model(x)  # (B, T, V)
+        logits, _ = model(x)  # (B, T, V)
         total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
         count += int((y != -100).sum())
     model.train(was_training)
@@ -354,35 +397,6 @@ def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[in
     last = n_tokens - block_size - 1
     count = min(count, last + 1)
     return torch.linspace(0, last, count).long().tolist()
-
-
-def trainer_state(trainer: Trainer) -> dict:
-    """Everything besides the weights that a resumed run needs to continue exactly."""
-    return {
-        "step": trainer.step,
-        "train_seconds": trainer.train_seconds,
-        "history": trainer.history,
-        "step_log": trainer.step_log,
-        "optimizer": trainer.optimizer.state_dict(),
-        "scaler": trainer.scaler.state_dict(),
-        "generator": trainer.generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "train_config": asdict(trainer.config),
-    }
-
-
-def restore_trainer_state(trainer: Trainer, state: dict) -> None:
-    trainer.step = state["step"]
-    trainer.train_seconds = state["train_seconds"]
-    trainer.history = state["history"]
-    trainer.step_log = [tuple(row) for row in state["step_log"]]
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scaler.load_state_dict(state["scaler"])
-    trainer.generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -401,11 +415,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--out",
         type=Path,
-        help="checkpoint directory (written every --checkpoint-interval steps and at the end)",
+        help="checkpoint directory, written every --checkpoint-interval steps (default: every "
+        "--eval-interval), at the end, and on Ctrl-C",
     )
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (if any)")
     p.add_argument("--history-json", type=Path, help="write the evaluation history here as JSON (process 0)")
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument(
+        "--device", default=None, help="cuda, mps or cpu (default: the best available; torchrun: cuda or cpu)"
+    )
     for name in ("block_size", "n_layer", "n_head", "n_embd", "dropout"):
         default = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}.get(name, model_defaults[name])
         p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
@@ -435,50 +452,97 @@ def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
     return train, val, vocab_size
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .checkpoint import resume  # checkpoint imports this module, so import it here
+def _process_device(requested: str | None) -> torch.device:
+    """This process's device; under torchrun, one GPU per process (or the CPU), in a process group."""
+    if "RANK" not in os.environ:  # not started by torchrun
+        return choose_device(requested)
+    if requested not in (None, "cuda", "cpu"):
+        raise SystemExit(f"under torchrun --device must be cuda or cpu, got {requested!r}")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    use_cuda = requested == "cuda" or (requested is None and gpus > 0)
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if use_cuda and local_rank >= gpus:
+        raise SystemExit(
+            f"torchrun process {local_rank} needs a GPU of its own and this machine has {gpus}: start at "
+            f"most {gpus} processes per node (--nproc_per_node), or train on the CPU with --device cpu"
+        )
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if not use_cuda:
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    return torch.device(f"cuda:{local_rank}")
 
+
+def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) -> Trainer:
+    train_data, val_data, vocab_size = _token_data(args.data, rank)
+    model_config = GPTConfig(
+        block_size=args.block_size,
+        vocab_size=vocab_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        dropout=args.dropout,
+    )
+    train_config = TrainConfig(
+        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "block_size"}
+    )
+    if args.out and train_config.checkpoint_interval is None:  # a run with --out survives a crash
+        train_config.checkpoint_interval = train_config.eval_interval
+    torch.manual_seed(train_config.seed)  # the same initial weights in every process
+    trainer = Trainer(GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out)
+    if args.resume:
+        if args.out is None:
+            raise SystemExit("--resume needs --out, the directory of the run to continue")
+        if (args.out / "latest").is_file():
+            resume(trainer)
+        elif rank == 0:
+            print(f"--resume: no checkpoint in {args.out} yet, so the run starts from step 0")
+    return trainer
+
+
+def _stop_on_signals(trainer: Trainer) -> dict:
+    """Make Ctrl-C (SIGINT) and SIGTERM end training after the current step, not in the middle of it.
+
+    Returns a dict whose "signal" entry names the signal once one has come. A second Ctrl-C stops
+    at once, as usual.
+    """
+    received = {"signal": None}
+
+    def stop(signum, frame):
+        received["signal"] = signal.Signals(signum).name
+        trainer.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    return received
+
+
+def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
     distributed = "RANK" in os.environ  # started by torchrun
-    if distributed:
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        local_rank = int(os.environ["LOCAL_RANK"])
-        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-    else:
-        device = choose_device(args.device)
+    device = _process_device(args.device)
     rank = dist.get_rank() if distributed else 0
     try:
-        train_data, val_data, vocab_size = _token_data(args.data, rank)
-        model_config = GPTConfig(
-            block_size=args.block_size,
-            vocab_size=vocab_size,
-            n_layer=args.n_layer,
-            n_head=args.n_head,
-            n_embd=args.n_embd,
-            dropout=args.dropout,
-        )
-        train_config = TrainConfig(
-            **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "block_size"}
-        )
-        torch.manual_seed(train_config.seed)  # the same initial weights in every process
-        trainer = Trainer(
-            GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out
-        )
-        if args.resume:
-            if args.out is None:
-                raise SystemExit("--resume needs --out, the directory of the run to continue")
-            resume(trainer)
+        trainer = _build_trainer(args, device, rank)
         if rank == 0:
             print(
                 f"{trainer.model.num_params():,} parameters on {device}, {trainer.world_size} process(es), "
                 f"{trainer.tokens_per_step:,} tokens per step, precision {trainer.precision}, "
-                f"from step {trainer.step}"
+                f"from step {trainer.step}",
+                flush=True,
             )
+        received = _stop_on_signals(trainer)
         trainer.train(progress=rank == 0)
         if args.out:
-            trainer.save_checkpoint()
+            saved = trainer.save_checkpoint()
+        if received["signal"]:
+            if rank == 0:
+                where = (
+                    f"saved in {saved}; continue with --resume" if args.out else "nothing saved (no --out)"
+                )
+                print(f"stopped by {received['signal']} at step {trainer.step}: {where}", flush=True)
+            raise SystemExit(128 + signal.Signals[received["signal"]].value)
         if rank == 0:
             last = trainer.history[-1]
             print(

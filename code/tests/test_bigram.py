@@ -38,17 +38,17 @@ def test_generation_is_reproducible_and_respects_the_table():
         for i in range(5):
             model.token_embedding.weight[i, (i + 1) % 5] = 0.0
     out = minigpt.generate(model, torch.zeros((2, 1), dtype=torch.long), max_new_tokens=7)
-    assert out.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2]] * 2
+    assert out.tokens.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2]] * 2
 
     random_model = minigpt.BigramLanguageModel(50)
     start = torch.zeros((1, 1), dtype=torch.long)
     a = minigpt.generate(random_model, start, 20, generator=torch.Generator().manual_seed(3))
     b = minigpt.generate(random_model, start, 20, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(a, b)
+    assert torch.equal(a.tokens, b.tokens)
 
 
-def test_generate_rejects_a_non_positive_temperature():
+def test_generate_rejects_a_negative_temperature():
     with pytest.raises(ValueError, match="temperature"):
         minigpt.generate(
-            minigpt.BigramLanguageModel(5), torch.zeros((1, 1), dtype=torch.long), 3, temperature=0
+            minigpt.BigramLanguageModel(5), torch.zeros((1, 1), dtype=torch.long), 3, temperature=-1
         )

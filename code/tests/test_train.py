@@ -4,13 +4,14 @@ import subprocess
 import sys
 
 import minigpt
+import minigpt.train as train_module
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from minigpt import GPT, GPTConfig
 from minigpt.checkpoint import latest_checkpoint, load_model, load_weights, resume
-from minigpt.train import TrainConfig, Trainer, lr_at, make_optimizer
+from minigpt.train import TrainConfig, Trainer, evaluate_loss, lr_at, make_optimizer, resolve_precision
 
 MODEL = GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
 
@@ -83,6 +84,44 @@ def test_trainer_steps_with_accumulation_equal_steps_with_the_large_batch():
         assert loss_a == pytest.approx(loss_b, rel=1e-5)
     for a, b in zip(params(accumulated), params(large)):  # Adam amplifies rounding in tiny gradients,
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # hence an absolute tolerance
+
+
+# (compute capability, expected choice): T4 (Colab's free GPU) and V100 only emulate bf16
+GPUS = {"T4": ((7, 5), "fp16"), "V100": ((7, 0), "fp16"), "A100": ((8, 0), "bf16"), "H100": ((9, 0), "bf16")}
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_auto_precision_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, gpu):
+    capability, expected = GPUS[gpu]
+    cuda = torch.device("cuda")
+
+    def is_bf16_supported(including_emulation=True):  # as PyTorch answers: emulation counts by default
+        return capability >= (8, 0) or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert resolve_precision("auto", cuda) == expected
+    # An older PyTorch, whose is_bf16_supported takes no argument: the compute capability decides.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_precision("auto", cuda) == expected
+    assert resolve_precision("fp32", cuda) == "fp32"  # an explicit choice is kept
+
+
+def test_auto_precision_off_cuda_is_fp32():
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+
+
+def test_evaluation_is_fp32_whatever_the_training_precision():
+    no_dropout = GPTConfig(**{**MODEL.to_dict(), "dropout": 0.0})
+    trainer = make_trainer(model_config=no_dropout, precision="bf16")  # CPU autocast to bf16
+    trainer.train(progress=False, until=4)
+    starts = trainer.eval_starts["val"]
+    fp32 = evaluate_loss(trainer.model, trainer.val_data, 16, starts, trainer.config.batch_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = evaluate_loss(trainer.model, trainer.val_data, 16, starts, trainer.config.batch_size)
+    assert trainer.history[-1]["val_loss"] == trainer.evaluate()["val"] == fp32
+    assert bf16 != fp32  # so the equality above tells the two apart
 
 
 def test_training_lowers_the_loss_and_records_history():
@@ -235,6 +274,17 @@ def test_ddp_with_two_processes_matches_one_process_with_the_same_global_batch(t
         assert b["tokens"] == a["tokens"]
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_torchrun_with_more_processes_than_gpus_is_a_clear_error(monkeypatch, gpus):
+    """Process 1 of `torchrun --nproc_per_node=2` on a machine with one GPU (Colab) or none."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    with pytest.raises(SystemExit, match=f"this machine has {gpus}: .*--device cpu"):
+        train_module._process_device("cuda" if gpus == 0 else None)
 
 
 def test_command_line_saves_and_resumes_a_run(tmp_path):

@@ -1,0 +1,120 @@
+"""The command line `python -m minigpt.generate`, end to end, on small models saved to a temporary folder."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from minigpt import GPT, GPTConfig, generate, gpt2_tokenizer
+from minigpt.checkpoint import save_weights
+from minigpt.generate import main
+
+SMALL = GPTConfig(block_size=32, vocab_size=50257, n_layer=1, n_head=2, n_embd=16)
+PROMPT = "To be, or not to be"
+
+
+def small_model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(SMALL).eval()
+
+
+def save_run_checkpoint(model: GPT, folder) -> None:
+    """The layout of a training run's checkpoint (Chapter 4): config.json with the model's config, weights."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": model.config.to_dict()}))
+    save_weights(model, folder / "model.safetensors")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "minigpt.generate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def expected_text(model: GPT, max_new_tokens: int, **options) -> str:
+    tokenizer = gpt2_tokenizer()
+    prompt = torch.tensor([tokenizer.encode(PROMPT)])
+    out = generate(model, prompt, max_new_tokens, stop_tokens=tokenizer.eot_token, **options)
+    row = out.rows()[0][prompt.shape[1] :]
+    return PROMPT + tokenizer.decode(row[:-1] if row and row[-1] == tokenizer.eot_token else row)
+
+
+def test_cli_streams_the_greedy_continuation_from_a_fresh_process(tmp_path):
+    model = small_model()
+    save_run_checkpoint(model, tmp_path / "ckpt")
+    result = run_cli("--model", str(tmp_path / "ckpt"), "--prompt", PROMPT, "--max-new-tokens", "12",
+                     "--temperature", "0", "--device", "cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected_text(model, 12, temperature=0) + "\n"
+    assert "parameters on cpu" in result.stderr
+
+
+def test_cli_in_hugging_face_layout_samples_with_a_seed(tmp_path):
+    pretrained = pytest.importorskip(
+        "minigpt.pretrained", reason="the Hugging Face loader lands with Chapter 5"
+    )
+    model = small_model(1)
+    pretrained.save_pretrained(model, tmp_path / "hf")
+    args = ["--model", str(tmp_path / "hf"), "--prompt", PROMPT, "--max-new-tokens", "10", "--top-k", "50",
+            "--top-p", "0.95", "--temperature", "0.9", "--seed", "7", "--device", "cpu"]  # fmt: skip
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    g = torch.Generator().manual_seed(7)
+    assert first.stdout == expected_text(model, 10, top_k=50, top_p=0.95, temperature=0.9, generator=g) + "\n"
+
+
+def test_cli_stops_at_end_of_text_unless_told_not_to(tmp_path, capsys):
+    model = small_model()
+    # Every position's final state points along end-of-text's embedding, made the longest: greedy picks it.
+    direction = torch.nn.functional.normalize(torch.randn(SMALL.n_embd), dim=0)
+    with torch.no_grad():
+        model.transformer.wte.weight[50256] = 10 * direction
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(direction)
+    save_run_checkpoint(model, tmp_path / "eot")
+    main(["--model", str(tmp_path / "eot"), "--prompt", PROMPT, "--temperature", "0", "--device", "cpu"])
+    assert capsys.readouterr().out == PROMPT + "\n"
+    main(["--model", str(tmp_path / "eot"), "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "2",
+          "--no-stop", "--device", "cpu"])  # fmt: skip
+    assert capsys.readouterr().out == PROMPT + "<|endoftext|>" * 2 + "\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--temperature", "-1"], "--temperature must be a finite number >= 0"),
+        (["--top-p", "0"], r"--top-p must be a number in \(0, 1\]"),
+        (["--top-p", "1.5"], r"--top-p must be a number in \(0, 1\]"),
+        (["--top-k", "0"], "--top-k must be a whole number >= 1"),
+        (["--max-new-tokens", "-5"], "--max-new-tokens must be a whole number >= 0"),
+        (["--prompt", ""], "--prompt is empty"),
+    ],
+)
+def test_cli_rejects_bad_parameters_by_name(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--prompt", PROMPT, *args])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_cli_names_a_missing_model_folder(tmp_path):
+    with pytest.raises(SystemExit, match="not a folder"):
+        main(["--model", str(tmp_path / "nothing-here"), "--prompt", PROMPT])
+
+
+def test_cli_refuses_a_model_without_gpt2_vocabulary(tmp_path):
+    torch.manual_seed(0)
+    save_run_checkpoint(
+        GPT(GPTConfig(block_size=8, vocab_size=65, n_layer=1, n_head=1, n_embd=8)), tmp_path / "c"
+    )
+    with pytest.raises(SystemExit, match="vocabulary of 65"):
+        main(["--model", str(tmp_path / "c"), "--prompt", PROMPT, "--device", "cpu"])

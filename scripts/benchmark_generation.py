@@ -1,0 +1,105 @@
+"""Generation speed at GPT-2 124M's shape: the KV cache against none, and against `transformers` (not a test).
+
+    python scripts/benchmark_generation.py                 # batch 1 and 8, 200 new tokens after 16
+    python scripts/benchmark_generation.py --batch 1 --new-tokens 50
+
+Random weights (speed does not depend on their values), greedy decoding, no stop token, so every run
+makes exactly the same number of tokens. The same weights go into `transformers`' GPT-2 (through the
+Hugging Face layout that `minigpt.pretrained.save_pretrained` writes), which generates with its own
+cache; its tokens must equal ours. Prints new tokens per second (batch x new tokens / seconds) of one
+timed run per case, after a short warm-up run, and the ratios the course's targets are about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+from minigpt import GPT, GPTConfig, generate
+from minigpt.pretrained import save_pretrained
+
+
+def timed(fn) -> tuple[float, torch.Tensor]:
+    start = time.perf_counter()
+    tokens = fn()
+    return time.perf_counter() - start, tokens
+
+
+@torch.no_grad()
+def max_logit_gap(model: GPT, tokens: torch.Tensor, prompt_length: int) -> float:
+    """The largest |cached - uncached| logit over every step of decoding `tokens` (B, T) after its prompt."""
+    full, _ = model(tokens[:, :-1])  # (B, T - 1, V): every position's logits, no cache
+    cache = model.make_kv_cache(tokens.shape[0])
+    steps = [model(tokens[:, :prompt_length], cache=cache, last_only=True)[0]]  # prefill
+    steps += [model(tokens[:, t : t + 1], cache=cache)[0] for t in range(prompt_length, tokens.shape[1] - 1)]
+    cached = torch.cat(steps, dim=1)  # (B, T - prompt_length, V): the logits each step sampled from
+    return (cached - full[:, prompt_length - 1 :]).abs().max().item()
+
+
+def transformers_model(model: GPT):
+    """`transformers`' GPT-2 holding `model`'s weights, generating greedily with its cache on."""
+    from transformers import GPT2LMHeadModel
+
+    with tempfile.TemporaryDirectory() as folder:
+        save_pretrained(model, folder)
+        reference = GPT2LMHeadModel.from_pretrained(folder).eval()
+    reference.generation_config.eos_token_id = None  # never stop early: every run makes all its tokens
+    reference.generation_config.pad_token_id = 0
+    return reference
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--prompt-tokens", type=int, default=16)
+    parser.add_argument("--new-tokens", type=int, default=200)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig()).eval()  # GPT-2 small's shape: 12 layers, 12 heads, 768 wide, 50,257 tokens
+    reference = transformers_model(model)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; GPT-2 124M shape, random weights"
+    )
+    print(f"{args.new_tokens} new tokens after a {args.prompt_tokens}-token prompt, greedy\n")
+    print(f"{'batch':>5}  {'case':<28} {'seconds':>8} {'tokens/s':>9}")
+    for batch in args.batch:
+        prompt = torch.randint(
+            50257, (batch, args.prompt_tokens), generator=torch.Generator().manual_seed(batch)
+        )
+        n = args.new_tokens
+        cases = {
+            "minigpt, KV cache": lambda: generate(model, prompt, n, temperature=0).tokens,
+            "minigpt, no cache": lambda: generate(model, prompt, n, temperature=0, use_cache=False).tokens,
+            "transformers generate, cache": lambda: reference.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=n,
+                do_sample=False,
+                use_cache=True,
+            ),
+        }
+        with torch.no_grad():  # warm-up: allocator, kernels, thread pool
+            for use_cache in (True, False):
+                generate(model, prompt, 4, temperature=0, use_cache=use_cache)
+            reference.generate(
+                prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=4, do_sample=False
+            )
+        rates, outputs = {}, {}
+        for name, run in cases.items():
+            seconds, outputs[name] = timed(run)
+            rates[name] = batch * n / seconds
+            print(f"{batch:>5}  {name:<28} {seconds:>8.2f} {rates[name]:>9.1f}", flush=True)
+        ours = outputs["minigpt, KV cache"]
+        same = all(torch.equal(ours, tokens) for tokens in outputs.values())
+        cached, uncached, theirs = rates.values()
+        gap = max_logit_gap(model, ours, args.prompt_tokens)
+        speedup, against_transformers = cached / uncached, cached / theirs
+        print(f"{'':6}cached / uncached {speedup:.1f}x; cached / transformers {against_transformers:.2f}x")
+        print(f"{'':6}same tokens in all three: {same}; largest |cached - uncached| logit: {gap:.1e}\n")
+
+
+if __name__ == "__main__":
+    main()
