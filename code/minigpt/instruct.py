@@ -158,90 +158,105 @@ def format_example(record: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 # Generated tasks whose answers can be checked exactly
 
-# Items are words that GPT-2's tokenizer keeps whole without a leading space, and lists are written
-# one item per line, so every answer is a sequence of tokens that already appears in the input.
+# The words and numbers are ones the offline stand-in saw often in Tiny Shakespeare, each a single
+# GPT-2 token with its leading space, and they always appear with that space (after "Words:" and in
+# the answers' sentences). A token a model never saw in training keeps an embedding that training
+# pushed, with every other unseen token, in one shared direction: such tokens look alike to it, and no
+# short fine-tuning could teach it to copy one of them rather than another.
 WORDS = (
-    "cat dog sun moon star tree fish bird rose king ship gold rain wind fire stone horse sword bread "
-    "wine book door ring apple bear wolf hat cup bell key box egg"
+    "lord love man king father death time heart life son brother honour blood day hand name queen "
+    "world night eyes mother wife head grace heaven crown tears soul daughter prince house face"
 ).split()
+NUMBERS = ("one", "two", "three", "four", "five", "six", "seven")  # in order: NUMBERS[i] is i + 1
 
 
 @dataclass(frozen=True)
 class Task:
-    """A kind of generated instruction: its wordings, and how to make an input and its answer."""
+    """A kind of generated instruction: its wording, and how to draw an input and its answer."""
 
     name: str
-    instructions: tuple[str, ...]
-    make: Callable[[random.Random], tuple[list[str], str]]  # rng -> (input lines, answer)
+    instruction: str
+    make: Callable[[random.Random], tuple[str, str]]  # rng -> (input, answer)
 
 
-def _word_list(rng: random.Random) -> list[str]:
+def _words(rng: random.Random) -> list[str]:
     return rng.sample(WORDS, rng.randint(2, 5))
 
 
-def _two_numbers(rng: random.Random) -> list[str]:
-    return [str(n) for n in rng.sample(range(10, 100), 2)]
+def _numbers(rng: random.Random) -> list[int]:
+    return rng.sample(range(len(NUMBERS)), rng.randint(2, 3))
 
 
-def _lines(items: Sequence[str]) -> str:
-    return "\n".join(items)
+def _listed(words: Sequence[str]) -> str:
+    return ", ".join(words)
+
+
+def _first_word(rng: random.Random) -> tuple[str, str]:
+    words = _words(rng)
+    return f"Words: {_listed(words)}", f"The first word is {words[0]}."
+
+
+def _last_word(rng: random.Random) -> tuple[str, str]:
+    words = _words(rng)
+    return f"Words: {_listed(words)}", f"The last word is {words[-1]}."
+
+
+def _repeat(rng: random.Random) -> tuple[str, str]:
+    words = _words(rng)
+    return f"Words: {_listed(words)}", f"The words are {_listed(words)}."
+
+
+def _reverse(rng: random.Random) -> tuple[str, str]:
+    words = _words(rng)
+    return f"Words: {_listed(words)}", f"From last to first: {_listed(words[::-1])}."
+
+
+def _count(rng: random.Random) -> tuple[str, str]:
+    words = _words(rng)
+    return f"Words: {_listed(words)}", f"There are {NUMBERS[len(words) - 1]} words."
+
+
+def _greatest(rng: random.Random) -> tuple[str, str]:
+    numbers = _numbers(rng)
+    return f"Numbers: {_listed(NUMBERS[n] for n in numbers)}", f"It is {NUMBERS[max(numbers)]}."
+
+
+def _least(rng: random.Random) -> tuple[str, str]:
+    numbers = _numbers(rng)
+    return f"Numbers: {_listed(NUMBERS[n] for n in numbers)}", f"It is {NUMBERS[min(numbers)]}."
 
 
 TASKS = (
-    Task(
-        "first item",
-        ("What is the first item in this list?", "Name the first item of the list."),
-        lambda rng: (items := _word_list(rng), items[0]),
-    ),
-    Task(
-        "last item",
-        ("What is the last item in this list?", "Name the last item of the list."),
-        lambda rng: (items := _word_list(rng), items[-1]),
-    ),
-    Task(
-        "larger number",
-        ("Which of these two numbers is larger?", "Give the larger number."),
-        lambda rng: (pair := _two_numbers(rng), max(pair, key=int)),
-    ),
-    Task(
-        "smaller number",
-        ("Which of these two numbers is smaller?", "Give the smaller number."),
-        lambda rng: (pair := _two_numbers(rng), min(pair, key=int)),
-    ),
-    Task(
-        "repeat list",
-        ("Repeat this list.", "Copy the list exactly."),
-        lambda rng: (items := _word_list(rng), _lines(items)),
-    ),
-    Task(
-        "reverse list",
-        ("Reverse the order of this list.", "Write the list backwards."),
-        lambda rng: (items := _word_list(rng), _lines(items[::-1])),
-    ),
-    Task(
-        "count items",
-        ("How many items are in this list?", "Count the items in the list."),
-        lambda rng: (items := _word_list(rng), str(len(items))),
-    ),
+    Task("first word", "Which word comes first?", _first_word),
+    Task("last word", "Which word comes last?", _last_word),
+    Task("repeat", "Say the words again.", _repeat),
+    Task("reverse", "Say the words from last to first.", _reverse),
+    Task("count", "How many words are there?", _count),
+    Task("greatest number", "Which number is the greatest?", _greatest),
+    Task("least number", "Which number is the least?", _least),
 )
-TASK_OF_INSTRUCTION = {instruction: task.name for task in TASKS for instruction in task.instructions}
+TASK_OF_INSTRUCTION = {task.instruction: task.name for task in TASKS}
 
 
 def make_tasks(n: int, seed: int = 0) -> list[dict]:
     """`n` distinct generated records in Alpaca's format, the same ones for the same seed.
 
-    Task kinds take turns, so every kind gets n / len(TASKS) records; each record's wording, items
-    and order are drawn from a generator seeded with `seed`.
+    Task kinds take turns, so each gets n / len(TASKS) records (the number tasks have 252 distinct
+    inputs each, which caps n at 1,764); inputs are drawn from a generator seeded with `seed`.
     """
     rng, records, seen = random.Random(seed), [], set()
+    attempts = 0
     while len(records) < n:
         task = TASKS[len(records) % len(TASKS)]
-        items, answer = task.make(rng)
-        record = {"instruction": rng.choice(task.instructions), "input": _lines(items), "output": answer}
-        key = (record["instruction"], record["input"])
-        if key not in seen:  # a held-out record must never also be a training record
-            seen.add(key)
-            records.append(record)
+        attempts += 1
+        if attempts > 100 * n:
+            raise ValueError(
+                f"could not draw {n} distinct records; the task {task.name!r} has too few inputs"
+            )
+        text, answer = task.make(rng)
+        if (task.instruction, text) not in seen:  # a held-out record must never also be a training record
+            seen.add((task.instruction, text))
+            records.append({"instruction": task.instruction, "input": text, "output": answer})
     return records
 
 

@@ -7,6 +7,7 @@ from minigpt import GPT, GPTConfig, gpt2_tokenizer
 from minigpt.checkpoint import resume
 from minigpt.instruct import (
     IGNORE_INDEX,
+    NUMBERS,
     TASK_OF_INSTRUCTION,
     TASKS,
     WORDS,
@@ -114,9 +115,12 @@ def test_encoded_record_is_prompt_response_and_end_of_text():
 # Generated tasks
 
 
-def test_items_are_single_tokens_without_a_leading_space():
-    assert all(len(ENC.encode(word)) == 1 for word in WORDS)
-    assert all(len(ENC.encode(str(n))) == 1 for n in range(10, 100))
+def test_words_and_numbers_are_single_tokens_with_their_space():
+    assert all(len(ENC.encode(" " + word)) == 1 for word in WORDS + list(NUMBERS))
+    for record in make_tasks(70):  # and they always appear with it, in the input and in the answer
+        for text in (record["input"], record["output"]):
+            tokens = [ENC.decode([t]) for t in ENC.encode(text)]
+            assert not {w for w in WORDS + list(NUMBERS)} & set(tokens)
 
 
 def test_tasks_are_deterministic_distinct_and_balanced():
@@ -126,22 +130,29 @@ def test_tasks_are_deterministic_distinct_and_balanced():
     assert len({(r["instruction"], r["input"]) for r in records}) == 700
     validate_records(records)
     for task in TASKS:
-        assert sum(r["instruction"] in task.instructions for r in records) == 100
+        assert sum(r["instruction"] == task.instruction for r in records) == 100
+    with pytest.raises(ValueError, match="could not draw 2000 distinct records"):
+        make_tasks(2000)
 
 
 def test_task_answers_are_right():
+    def value(word):
+        return NUMBERS.index(word) + 1
+
     check = {
-        "first item": lambda items: items[0],
-        "last item": lambda items: items[-1],
-        "larger number": lambda items: str(max(map(int, items))),
-        "smaller number": lambda items: str(min(map(int, items))),
-        "repeat list": lambda items: "\n".join(items),
-        "reverse list": lambda items: "\n".join(reversed(items)),
-        "count items": lambda items: str(len(items)),
+        "first word": lambda items: f"The first word is {items[0]}.",
+        "last word": lambda items: f"The last word is {items[-1]}.",
+        "repeat": lambda items: f"The words are {', '.join(items)}.",
+        "reverse": lambda items: f"From last to first: {', '.join(reversed(items))}.",
+        "count": lambda items: f"There are {NUMBERS[len(items) - 1]} words.",
+        "greatest number": lambda items: f"It is {max(items, key=value)}.",
+        "least number": lambda items: f"It is {min(items, key=value)}.",
     }
     for record in make_tasks(140, seed=0):
-        items = record["input"].split("\n")
-        assert 2 <= len(items) <= 5 and len(set(items)) == len(items)
+        kind, _, listed = record["input"].partition(": ")
+        items = listed.split(", ")
+        assert kind in ("Words", "Numbers") and len(set(items)) == len(items)
+        assert 2 <= len(items) <= (5 if kind == "Words" else 3)
         assert record["output"] == check[TASK_OF_INSTRUCTION[record["instruction"]]](items)
 
 
@@ -202,17 +213,15 @@ def test_dataset_batches():
 
 
 def test_scores():
-    records = [
-        RECORD,
-        {**RECORD, "instruction": "Give the larger number.", "input": "12\n40", "output": "40"},
-    ]
-    responses = [Response("cat ", True), Response("12", False)]
+    first, greatest = make_tasks(6)[0], make_tasks(6)[5]
+    records = [first, greatest, RECORD]
+    responses = [Response(first["output"] + " ", True), Response("It is two.", False), Response("cat", True)]
     scores = score_tasks(records, responses)
-    assert scores.exact_match == 0.5 and scores.stop_rate == 0.5
-    assert scores.per_task == {"first item": 1.0, "larger number": 0.0}
+    assert scores.exact_match == pytest.approx(2 / 3) and scores.stop_rate == pytest.approx(2 / 3)
+    assert scores.per_task == {"first word": 1.0, "greatest number": 0.0, "other": 1.0}
     assert exact_match(" cat\n", "cat") and not exact_match("cat\ndog", "cat")
     with pytest.raises(ValueError, match="one response per record"):
-        score_tasks(records, responses[:1])
+        score_tasks(records, responses[:2])
 
 
 # ---------------------------------------------------------------------------------------------
