@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import torch
 
+from .generate import stream
 from .instruct import format_prompt
 from .tokenizer import gpt2_tokenizer
 from .utils import choose_device
@@ -106,8 +107,6 @@ def reply(
     model: torch.nn.Module, prompt: Prompt, settings: dict, max_new_tokens: int, generator
 ) -> list[int]:
     """Stream the model's reply to stdout as it is generated; return its tokens (end-of-text excluded)."""
-    from .generate import stream
-
     tokenizer = gpt2_tokenizer()
     tokens = stream(
         model,

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import torch
 
 from .data import DataFile, cache_dir, data_path
+from .generate import generate
 
 FIELDS = ("instruction", "input", "output")
 IGNORE_INDEX = -100  # the target value F.cross_entropy skips (its default ignore_index)
@@ -172,68 +173,54 @@ NUMBERS = ("one", "two", "three", "four", "five", "six", "seven")  # in order: N
 
 @dataclass(frozen=True)
 class Task:
-    """A kind of generated instruction: its wording, and how to draw an input and its answer."""
+    """A kind of generated instruction: its wording, what it lists, and the answer for a list."""
 
     name: str
     instruction: str
-    make: Callable[[random.Random], tuple[str, str]]  # rng -> (input, answer)
+    lists: str  # "Words" (2 to 5 of WORDS) or "Numbers" (2 or 3 of NUMBERS)
+    answer: Callable[[list[str]], str]
+
+    def draw(self, rng: random.Random) -> tuple[str, str]:
+        """A random input for this task, and its answer."""
+        if self.lists == "Words":
+            items = rng.sample(WORDS, rng.randint(2, 5))
+        else:
+            items = rng.sample(NUMBERS, rng.randint(2, 3))
+        return f"{self.lists}: {_listed(items)}", self.answer(items)
 
 
-def _words(rng: random.Random) -> list[str]:
-    return rng.sample(WORDS, rng.randint(2, 5))
-
-
-def _numbers(rng: random.Random) -> list[int]:
-    return rng.sample(range(len(NUMBERS)), rng.randint(2, 3))
-
-
-def _listed(words: Sequence[str]) -> str:
-    return ", ".join(words)
-
-
-def _first_word(rng: random.Random) -> tuple[str, str]:
-    words = _words(rng)
-    return f"Words: {_listed(words)}", f"The first word is {words[0]}."
-
-
-def _last_word(rng: random.Random) -> tuple[str, str]:
-    words = _words(rng)
-    return f"Words: {_listed(words)}", f"The last word is {words[-1]}."
-
-
-def _repeat(rng: random.Random) -> tuple[str, str]:
-    words = _words(rng)
-    return f"Words: {_listed(words)}", f"The words are {_listed(words)}."
-
-
-def _reverse(rng: random.Random) -> tuple[str, str]:
-    words = _words(rng)
-    return f"Words: {_listed(words)}", f"From last to first: {_listed(words[::-1])}."
-
-
-def _count(rng: random.Random) -> tuple[str, str]:
-    words = _words(rng)
-    return f"Words: {_listed(words)}", f"There are {NUMBERS[len(words) - 1]} words."
-
-
-def _greatest(rng: random.Random) -> tuple[str, str]:
-    numbers = _numbers(rng)
-    return f"Numbers: {_listed(NUMBERS[n] for n in numbers)}", f"It is {NUMBERS[max(numbers)]}."
-
-
-def _least(rng: random.Random) -> tuple[str, str]:
-    numbers = _numbers(rng)
-    return f"Numbers: {_listed(NUMBERS[n] for n in numbers)}", f"It is {NUMBERS[min(numbers)]}."
+def _listed(items: Sequence[str]) -> str:
+    return ", ".join(items)
 
 
 TASKS = (
-    Task("first word", "Which word comes first?", _first_word),
-    Task("last word", "Which word comes last?", _last_word),
-    Task("repeat", "Say the words again.", _repeat),
-    Task("reverse", "Say the words from last to first.", _reverse),
-    Task("count", "How many words are there?", _count),
-    Task("greatest number", "Which number is the greatest?", _greatest),
-    Task("least number", "Which number is the least?", _least),
+    Task("first word", "Which word comes first?", "Words", lambda words: f"The first word is {words[0]}."),
+    Task("last word", "Which word comes last?", "Words", lambda words: f"The last word is {words[-1]}."),
+    Task("repeat", "Say the words again.", "Words", lambda words: f"The words are {_listed(words)}."),
+    Task(
+        "reverse",
+        "Say the words from last to first.",
+        "Words",
+        lambda words: f"From last to first: {_listed(words[::-1])}.",
+    ),
+    Task(
+        "count",
+        "How many words are there?",
+        "Words",
+        lambda words: f"There are {NUMBERS[len(words) - 1]} words.",
+    ),
+    Task(
+        "greatest number",
+        "Which number is the greatest?",
+        "Numbers",
+        lambda numbers: f"It is {max(numbers, key=NUMBERS.index)}.",
+    ),
+    Task(
+        "least number",
+        "Which number is the least?",
+        "Numbers",
+        lambda numbers: f"It is {min(numbers, key=NUMBERS.index)}.",
+    ),
 )
 TASK_OF_INSTRUCTION = {task.instruction: task.name for task in TASKS}
 
@@ -253,7 +240,7 @@ def make_tasks(n: int, seed: int = 0) -> list[dict]:
             raise ValueError(
                 f"could not draw {n} distinct records; the task {task.name!r} has too few inputs"
             )
-        text, answer = task.make(rng)
+        text, answer = task.draw(rng)
         if (task.instruction, text) not in seen:  # a held-out record must never also be a training record
             seen.add((task.instruction, text))
             records.append({"instruction": task.instruction, "input": text, "output": answer})
@@ -376,8 +363,6 @@ def respond(
     Prompts of the same length in tokens are generated together as one batch, so no padding (and
     no attention mask) is needed.
     """
-    from .generate import generate
-
     eot = tokenizer.eot_token
     prompts = [tokenizer.encode_ordinary(format_prompt(record)) for record in records]
     by_length: dict[int, list[int]] = {}
