@@ -11,8 +11,8 @@ Three sources of records:
 - `download_alpaca_52k()`: Stanford Alpaca's 52,002 records (CC BY-NC 4.0, so never shipped),
   downloaded from a pinned commit and checked by the git blob SHA-1 that the repository publishes.
 - `make_tasks()`: generated instructions whose answers can be checked exactly (the first or last
-  item of a list, the larger of two numbers, a list repeated or reversed, items counted), which
-  measure instruction following without a judge model.
+  of a list of words, the list repeated or reversed, its words counted, the greatest or least of a
+  few numbers), which measure instruction following without a judge model.
 """
 
 from __future__ import annotations

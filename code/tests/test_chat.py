@@ -3,34 +3,23 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from minigpt import GPT, GPTConfig, gpt2_tokenizer
+from minigpt import gpt2_tokenizer
 from minigpt.chat import Conversation
 from minigpt.instruct import format_prompt
 from minigpt.pretrained import save_pretrained
+from test_instruct import always_says
 
 ENC = gpt2_tokenizer()
 BLOCK_SIZE = 96
 MAX_NEW = 5
 
 
-def always_says(token: int) -> GPT:
-    """A tiny GPT whose next token is always `token`: its last LayerNorm outputs one fixed vector."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(block_size=BLOCK_SIZE, vocab_size=50257, n_layer=1, n_head=2, n_embd=8))
-    with torch.no_grad():
-        model.transformer.ln_f.weight.zero_()
-        model.transformer.ln_f.bias.fill_(1.0)
-        model.transformer.wte.weight[token] = 10.0  # the tied head scores `token` far above the rest
-    return model
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     return {
-        "stops": save_pretrained(always_says(ENC.eot_token), folder / "stops"),
-        "bangs": save_pretrained(always_says(ENC.encode("!")[0]), folder / "bangs"),
+        "stops": save_pretrained(always_says(ENC.eot_token, BLOCK_SIZE), folder / "stops"),
+        "bangs": save_pretrained(always_says(ENC.encode("!")[0], BLOCK_SIZE), folder / "bangs"),
     }
 
 

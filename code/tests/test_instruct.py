@@ -24,6 +24,7 @@ from minigpt.instruct import (
     load_instruction_data,
     load_records,
     make_tasks,
+    respond,
     score_tasks,
     split_records,
     validate_records,
@@ -209,7 +210,28 @@ def test_dataset_batches():
 
 
 # ---------------------------------------------------------------------------------------------
-# Scores
+# Responses and scores
+
+
+def always_says(token: int, block_size: int = 96) -> GPT:
+    """A tiny GPT whose next token is always `token`: its last LayerNorm outputs one fixed vector."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=block_size, vocab_size=50257, n_layer=1, n_head=2, n_embd=8))
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.transformer.wte.weight[token] = 10.0  # the tied head scores `token` far above the rest
+    return model
+
+
+def test_respond_stops_at_end_of_text_or_the_limit():
+    records = make_tasks(10)  # prompts of several lengths, generated in batches of equal length
+    assert len({len(encode_record(r, ENC).ids) for r in records}) > 1
+    stops = respond(always_says(EOT), ENC, records, max_new_tokens=4, batch_size=2)
+    assert stops == [Response("", True)] * 10
+    bang = ENC.encode("!")[0]
+    goes_on = respond(always_says(bang), ENC, records, max_new_tokens=4, batch_size=2)
+    assert goes_on == [Response("!!!!", False)] * 10
 
 
 def test_scores():
