@@ -2,7 +2,7 @@
 
 import warnings
 
-from .bigram import BigramLanguageModel
+from .bigram import BigramLanguageModel, counted_losses
 from .data import (
     GPT2_BPE_RANKS,
     TINY_SHAKESPEARE,
@@ -43,6 +43,7 @@ __all__ = [
     "SamplingRule",
     "apply_temperature",
     "choose_device",
+    "counted_losses",
     "data_path",
     "format_prompt",
     "from_pretrained",

@@ -235,6 +235,11 @@ def _stop_tensor(stop_tokens: int | Iterable[int] | None, device: torch.device) 
     return torch.tensor(ids, dtype=torch.long, device=device)
 
 
+OFFLINE_HINT = (
+    "offline, give a model folder instead, such as the course's stand-in: data/gpt2-shakespeare-standin"
+)
+
+
 def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> nn.Module:
     """A GPT from a training run's checkpoint (Chapter 4), or GPT-2 by name or in Hugging Face's layout."""
     path = Path(name_or_dir)
@@ -284,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         model = load_model(args.model, device)
     except (OSError, ValueError) as e:
-        sys.exit(f"error: could not load the model {args.model!r}: {e}")
+        hint = "" if Path(args.model).exists() else f" ({OFFLINE_HINT})"
+        sys.exit(f"error: could not load the model {args.model!r}{hint}: {e}")
     if model.config.vocab_size < tokenizer.n_vocab:
         sys.exit(
             f"error: this command writes with GPT-2's tokenizer ({tokenizer.n_vocab} tokens), but the model "

@@ -177,23 +177,24 @@ def convert_gpt2_state(
 # config.json: GPT-2's fields <-> GPTConfig
 
 
+# Options of GPT-2's config.json that our GPT implements one way only: (default, accepted values)
+FIXED_OPTIONS = {
+    "model_type": ("gpt2", ("gpt2",)),
+    "activation_function": ("gelu_new", ("gelu_new", "gelu_pytorch_tanh")),  # both the tanh GELU
+    "layer_norm_epsilon": (1e-5, (1e-5,)),
+    "tie_word_embeddings": (True, (True,)),
+    "scale_attn_weights": (True, (True,)),  # divide by sqrt(head_size)
+    "scale_attn_by_inverse_layer_idx": (False, (False,)),
+}
+
+
 def config_from_gpt2(fields: dict) -> GPTConfig:
     """A GPTConfig from a GPT-2 config.json, refusing options our model does not implement."""
-    unsupported = {
-        "model_type": (fields.get("model_type", "gpt2"), "gpt2"),
-        "activation_function": (
-            fields.get("activation_function", "gelu_new"),
-            ("gelu_new", "gelu_pytorch_tanh"),
-        ),
-        "layer_norm_epsilon": (fields.get("layer_norm_epsilon", 1e-5), 1e-5),
-        "n_inner": (fields.get("n_inner"), (None, 4 * fields.get("n_embd", 768))),
-        "tie_word_embeddings": (fields.get("tie_word_embeddings", True), True),
-        "scale_attn_weights": (fields.get("scale_attn_weights", True), True),
-        "scale_attn_by_inverse_layer_idx": (fields.get("scale_attn_by_inverse_layer_idx", False), False),
-    }
-    for key, (value, allowed) in unsupported.items():
-        if value != allowed and not (isinstance(allowed, tuple) and value in allowed):
-            raise ValueError(f"config.json has {key}={value!r}; this GPT implements only {allowed!r}")
+    for key, (default, accepted) in FIXED_OPTIONS.items():
+        if fields.get(key, default) not in accepted:
+            raise ValueError(f"config.json has {key}={fields[key]!r}; this GPT implements only {accepted}")
+    if fields.get("n_inner") not in (None, 4 * fields.get("n_embd", 0)):
+        raise ValueError(f"config.json has n_inner={fields['n_inner']}; this GPT's MLP is 4 x n_embd wide")
     try:
         return GPTConfig(
             block_size=fields["n_positions"],

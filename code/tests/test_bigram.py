@@ -52,3 +52,60 @@ def test_generate_rejects_a_negative_temperature():
         minigpt.generate(
             minigpt.BigramLanguageModel(5), torch.zeros((1, 1), dtype=torch.long), 3, temperature=-1
         )
+
+
+def test_counted_losses_match_a_hand_count():
+    # Training text 0 1 0 1 2 over a vocabulary of 3, add-one smoothing:
+    #   unigram counts 2, 2, 1 (+1 each) -> P = 3/8, 3/8, 2/8
+    #   pairs after 0: (0,1) twice -> P(1|0) = 3/5; after 1: (1,0), (1,2) -> P(0|1) = P(2|1) = 2/5
+    train = torch.tensor([0, 1, 0, 1, 2])
+    evaluated = torch.tensor([0, 1, 2, 0])  # predicts 1 after 0, 2 after 1, 0 after 2 (row 2: no pairs)
+    losses = minigpt.counted_losses(train, evaluated, vocab_size=3)
+    assert losses["uniform"] == pytest.approx(math.log(3))
+    assert losses["unigram"] == pytest.approx(-(math.log(3 / 8) + math.log(2 / 8) + math.log(3 / 8)) / 3)
+    assert losses["bigram"] == pytest.approx(-(math.log(3 / 5) + math.log(2 / 5) + math.log(1 / 3)) / 3)
+
+
+def test_counted_losses_agree_with_the_counted_model(char_data):
+    _, data = char_data
+    train, val = minigpt.train_val_split(data)
+    losses = minigpt.counted_losses(train, val, 65, smoothing=0.5)
+    counted = minigpt.BigramLanguageModel.from_counts(train, 65, smoothing=0.5)
+    _, val_loss = counted(val[None, :-1], val[None, 1:])
+    assert losses["bigram"] == pytest.approx(val_loss.item(), abs=1e-5)
+    assert losses["bigram"] < losses["unigram"] < losses["uniform"]
+
+
+def test_counted_losses_work_for_a_large_vocabulary():
+    # A 50,257 x 50,257 table would need 10 GB; the sparse count needs only the pairs that occur.
+    generator = torch.Generator().manual_seed(0)
+    train = torch.randint(50257, (20_000,), generator=generator)
+    losses = minigpt.counted_losses(train, train[:1000], 50257)
+    assert losses["uniform"] == pytest.approx(math.log(50257))
+    # Each training pair is almost always unique: P(b | a) = (1 + 1) / (N(a) + 50257), about 2 / 50257.
+    assert losses["bigram"] == pytest.approx(math.log(50257 / 2), abs=0.01)
+
+
+def test_counted_losses_reject_bad_input():
+    tokens = torch.tensor([0, 1, 2, 1])
+    with pytest.raises(ValueError, match="smoothing must be positive"):
+        minigpt.counted_losses(tokens, tokens, 3, smoothing=0)
+    with pytest.raises(ValueError, match=r"eval_tokens holds ids outside \[0, 3\)"):
+        minigpt.counted_losses(tokens, torch.tensor([0, 3]), 3)
+    with pytest.raises(ValueError, match="train_tokens must be a 1-D sequence"):
+        minigpt.counted_losses(tokens[None], tokens, 3)
+
+
+def test_batch_diagram_draws_the_shift_and_rejects_rows_that_are_not_shifted():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minigpt.diagrams import bigram as bigram_diagrams
+
+    fig = bigram_diagrams.batch_of_windows(["First Ci", "tizen:\nB"], ["irst Cit", "izen:\nBe"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    # The newlines are drawn visibly, and the shapes are named.
+    assert texts.count("↵") == 2 and "(B, T) = (2, 8)" in " ".join(texts)
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="shifted left by one"):
+        bigram_diagrams.batch_of_windows(["abc"], ["xyz"])

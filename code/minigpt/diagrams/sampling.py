@@ -45,7 +45,7 @@ def batch_with_stops(tokens, lengths, prompt_length: int, stop_tokens) -> plt.Fi
         return "masked" if t >= n else "attention" if row[t] in stops else "mlp"
 
     colors = [[role(row, n, t) for t in range(width)] for row, n in zip(tokens, lengths)]
-    fig, ax = canvas(20, rows * cell + 2.6, title="A batch with stop tokens: each row ends on its own")
+    fig, ax = canvas(20, rows * cell + 2.0, title="A batch with stop tokens: each row ends on its own")
     top = 1.2
     grid(ax, 1.4, top, [[""] * width for _ in range(rows)], colors=colors, cell=cell)
     for i, n in enumerate(lengths):
