@@ -13,6 +13,7 @@ from .data import (
     train_val_split,
 )
 from .generate import Generation, generate, stream
+from .instruct import InstructionDataset, format_prompt, load_instruction_data, make_tasks
 from .model import GPT, CausalSelfAttention, GPTConfig, KVCache
 from .notebook import progress, setup_figures
 from .pretrained import BaseModel, from_pretrained, load_base_model, save_pretrained
@@ -37,6 +38,7 @@ __all__ = [
     "GPT",
     "GPTConfig",
     "Generation",
+    "InstructionDataset",
     "KVCache",
     "SamplingRule",
     "apply_temperature",
@@ -44,13 +46,16 @@ __all__ = [
     "counted_losses",
     "counted_ngram_loss",
     "data_path",
+    "format_prompt",
     "from_pretrained",
     "generate",
     "get_batch",
     "gpt2_tokenizer",
     "greedy",
     "load_base_model",
+    "load_instruction_data",
     "load_text",
+    "make_tasks",
     "progress",
     "save_pretrained",
     "set_seed",

@@ -25,6 +25,7 @@ import signal
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -101,6 +102,23 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused)
 
 
+@runtime_checkable
+class BatchSource(Protocol):
+    """Training data that makes its own batches, for data that is not one long token sequence.
+
+    Instruction examples (Chapter 7) are separate sequences of different lengths, padded per batch,
+    with targets of -100 (F.cross_entropy's ignore_index) where no loss is taken.
+    """
+
+    def sample_batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch (x, y), both (B, T), drawn with `generator`."""
+        ...
+
+    def eval_batches(self, count: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A fixed evaluation set of about `count` sequences, as batches (x, y)."""
+        ...
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """bf16 on GPUs that compute in it natively, fp16 (with loss scaling) on older GPUs, fp32 elsewhere."""
     if precision != "auto":
@@ -125,6 +143,8 @@ def native_bf16(device: torch.device) -> bool:
 class Trainer:
     """Trains a language model on a 1-D token sequence and evaluates it on another.
 
+    Either split may instead be a `BatchSource`, which makes its own batches (instruction examples).
+
     history holds one dict per evaluation: step, tokens seen, train and val loss, learning rate,
     the last gradient norm and the seconds spent training so far (evaluation excluded); step_log
     holds every step's batch loss and gradient norm.
@@ -133,8 +153,8 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        train_data: torch.Tensor | np.ndarray,
-        val_data: torch.Tensor | np.ndarray,
+        train_data: torch.Tensor | np.ndarray | BatchSource,
+        val_data: torch.Tensor | np.ndarray | BatchSource,
         config: TrainConfig,
         device: torch.device | str = "cpu",
         checkpoint_dir: str | Path | None = None,
@@ -145,7 +165,7 @@ class Trainer:
         if self.block_size is None:
             raise ValueError("set TrainConfig.block_size: this model has no config.block_size to default to")
         for name, data in (("training", train_data), ("validation", val_data)):
-            if len(data) <= self.block_size:
+            if not isinstance(data, BatchSource) and len(data) <= self.block_size:
                 raise ValueError(
                     f"the {name} data has {len(data)} tokens, fewer than one window of block_size="
                     f"{self.block_size} plus its next token; use more text or a smaller block_size"
@@ -177,10 +197,12 @@ class Trainer:
         self.eval_starts = {
             split: _evenly_spaced_starts(len(data), self.block_size, config.eval_windows)
             for split, data in (("train", train_data), ("val", val_data))
+            if not isinstance(data, BatchSource)
         }
 
     @property
     def tokens_per_step(self) -> int:
+        # For a BatchSource, an upper bound: its batches are padded only to their longest sequence.
         return self.config.batch_size * self.config.grad_accum_steps * self.world_size * self.block_size
 
     def autocast(self):
@@ -191,7 +213,10 @@ class Trainer:
 
     def next_micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         B = self.config.batch_size
-        x, y = get_batch(self.train_data, self.block_size, B * self.world_size, self.generator, "cpu")
+        if isinstance(self.train_data, BatchSource):
+            x, y = self.train_data.sample_batch(B * self.world_size, self.generator)
+        else:
+            x, y = get_batch(self.train_data, self.block_size, B * self.world_size, self.generator, "cpu")
         x, y = x[self.rank * B : (self.rank + 1) * B], y[self.rank * B : (self.rank + 1) * B]
         return x.to(self.device), y.to(self.device)
 
@@ -229,11 +254,19 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Mean loss over the fixed evaluation windows of each split, in fp32 whatever the training
         precision (no dropout, no label smoothing): the curves of runs in different precisions compare."""
-        data = {"train": self.train_data, "val": self.val_data}
         return {
-            split: evaluate_loss(self.model, data[split], self.block_size, starts, self.config.batch_size)
-            for split, starts in self.eval_starts.items()
+            split: self._evaluate_split(split, data)
+            for split, data in (("train", self.train_data), ("val", self.val_data))
         }
+
+    def _evaluate_split(self, split: str, data) -> float:
+        if isinstance(data, BatchSource):
+            return evaluate_batches(
+                self.model, data.eval_batches(self.config.eval_windows, self.config.batch_size)
+            )
+        return evaluate_loss(
+            self.model, data, self.block_size, self.eval_starts[split], self.config.batch_size
+        )
 
     def train(self, progress: bool = True, until: int | None = None) -> list[dict]:
         """Train from wherever the run stands to step `until` (default: max_steps); returns the history.
@@ -344,6 +377,22 @@ def evaluate_loss(
         total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
     model.train(was_training)
     return total / (len(starts) * block_size)
+
+
+@torch.no_grad()
+def evaluate_batches(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean loss per scored target over batches (x, y), skipping targets of -100."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        logits, _ = model(x)  # (B, T, V)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
+        count += int((y != -100).sum())
+    model.train(was_training)
+    return total / count
 
 
 def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[int]:

@@ -1,0 +1,413 @@
+"""Instruction fine-tuning data (Chapter 7): Alpaca's records and template, checkable tasks, batches.
+
+A record in Alpaca's format is a dict of three strings: `instruction` (what to do), `input` (what
+to do it to; may be empty) and `output` (the response to learn). Training text is the record
+written into Alpaca's prompt template, followed by the response and GPT-2's end-of-text token, so
+that the tuned model learns where a response ends.
+
+Three sources of records:
+
+- `load_instruction_data()`: the 1,100 records shipped in `data/instruction-data.json`.
+- `download_alpaca_52k()`: Stanford Alpaca's 52,002 records (CC BY-NC 4.0, so never shipped),
+  downloaded from a pinned commit and checked by the git blob SHA-1 that the repository publishes.
+- `make_tasks()`: generated instructions whose answers can be checked exactly (the first or last
+  of a list of words, the list repeated or reversed, its words counted, the greatest or least of a
+  few numbers), which measure instruction following without a judge model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from .data import DataFile, cache_dir, data_path
+from .generate import generate
+
+FIELDS = ("instruction", "input", "output")
+IGNORE_INDEX = -100  # the target value F.cross_entropy skips (its default ignore_index)
+
+INSTRUCTION_DATA = DataFile(
+    name="instruction-data.json",
+    sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+    url="https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/28c65cdf/"
+    "ch07/01_main-chapter-code/instruction-data.json",
+)
+
+ALPACA_52K_COMMIT = "761dc5bfbdeeffa89b8bff5d038781a4055f796a"  # github.com/tatsu-lab/stanford_alpaca
+ALPACA_52K_BLOB_SHA1 = "3779ddbc040543ab1834ef216c983d6fcc06cc9a"  # git's id of alpaca_data.json there
+ALPACA_52K_URL = (
+    f"https://raw.githubusercontent.com/tatsu-lab/stanford_alpaca/{ALPACA_52K_COMMIT}/alpaca_data.json"
+)
+
+# Stanford Alpaca's two prompt templates: with an input, and without one.
+PROMPT_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+PROMPT_NO_INPUT = (
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:\n"
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Records: loading and validating
+
+
+def validate_records(records: object, source: str = "the records") -> list[dict]:
+    """Check that `records` is a list of Alpaca records; return it, or raise naming the first fault.
+
+    Every record must be a dict with string values for instruction, input and output, and a
+    non-empty instruction. Nothing is dropped or repaired: a bad record is an error.
+    """
+    if not isinstance(records, list):
+        raise ValueError(f"{source}: expected a JSON list of records, got {type(records).__name__}")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"{source}: record {i} is a {type(record).__name__}, expected an object "
+                f"with the fields {', '.join(FIELDS)}"
+            )
+        for field in FIELDS:
+            if field not in record:
+                raise ValueError(
+                    f"{source}: record {i} has no '{field}' field (it needs {', '.join(FIELDS)}; "
+                    "use an empty string for an input that is not needed)"
+                )
+            if not isinstance(record[field], str):
+                raise ValueError(
+                    f"{source}: record {i}, field '{field}' is a {type(record[field]).__name__}, "
+                    "expected a string"
+                )
+        if not record["instruction"].strip():
+            raise ValueError(f"{source}: record {i}, field 'instruction' is empty; every record needs one")
+    return records
+
+
+def load_records(path: str | Path) -> list[dict]:
+    """The validated records of a JSON file in Alpaca's format."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        return validate_records(json.load(f), source=path.name)
+
+
+def load_instruction_data(verbose: bool = True) -> list[dict]:
+    """The 1,100 records shipped with the course (sha256 verified)."""
+    return load_records(data_path(INSTRUCTION_DATA, verbose))
+
+
+def git_blob_sha1(content: bytes) -> str:
+    """Git's object id of a file: the SHA-1 of `blob <size>\\0` followed by the bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def download_alpaca_52k(
+    url: str = ALPACA_52K_URL, blob_sha1: str = ALPACA_52K_BLOB_SHA1, verbose: bool = True
+) -> list[dict]:
+    """Stanford Alpaca's 52k records, downloaded once into the cache and verified by git blob SHA-1.
+
+    The data is CC BY-NC 4.0 (non-commercial use only), which is why the course downloads it from the
+    pinned commit instead of shipping it. A download whose hash differs is deleted and refused.
+    """
+    path = cache_dir() / f"alpaca_data.{blob_sha1[:12]}.json"
+    if not path.is_file():
+        if verbose:
+            print(f"alpaca_data.json: downloading it from {url}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url) as response:
+            content = response.read()
+        actual = git_blob_sha1(content)
+        if actual != blob_sha1:
+            raise ValueError(
+                f"{url}: git blob SHA-1 is {actual}, expected {blob_sha1}; the download is "
+                "corrupt or not the pinned version, so it was not kept"
+            )
+        partial = path.with_suffix(".part")
+        partial.write_bytes(content)
+        os.replace(partial, path)
+    elif verbose:
+        print("alpaca_data.json: using the copy downloaded earlier to the cache")
+    return load_records(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Alpaca's template
+
+
+def format_prompt(record: dict) -> str:
+    """The record's instruction (and input, if any) in Alpaca's template, up to '### Response:\\n'."""
+    template = PROMPT_WITH_INPUT if record["input"] else PROMPT_NO_INPUT
+    return template.format(instruction=record["instruction"], input=record["input"])
+
+
+def format_example(record: dict) -> str:
+    """The whole training text of a record: its prompt followed by its response."""
+    return format_prompt(record) + record["output"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Generated tasks whose answers can be checked exactly
+
+# The words and numbers are ones the offline stand-in saw often in Tiny Shakespeare, each a single
+# GPT-2 token with its leading space, and they always appear with that space (after "Words:" and in
+# the answers' sentences). A token a model never saw in training keeps an embedding that training
+# pushed, with every other unseen token, in one shared direction: such tokens look alike to it, and no
+# short fine-tuning could teach it to copy one of them rather than another.
+WORDS = (
+    "lord love man king father death time heart life son brother honour blood day hand name queen "
+    "world night eyes mother wife head grace heaven crown tears soul daughter prince house face"
+).split()
+NUMBERS = ("one", "two", "three", "four", "five", "six", "seven")  # in order: NUMBERS[i] is i + 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """A kind of generated instruction: its wording, what it lists, and the answer for a list."""
+
+    name: str
+    instruction: str
+    lists: str  # "Words" (2 to 5 of WORDS) or "Numbers" (2 or 3 of NUMBERS)
+    answer: Callable[[list[str]], str]
+
+    def draw(self, rng: random.Random) -> tuple[str, str]:
+        """A random input for this task, and its answer."""
+        if self.lists == "Words":
+            items = rng.sample(WORDS, rng.randint(2, 5))
+        else:
+            items = rng.sample(NUMBERS, rng.randint(2, 3))
+        return f"{self.lists}: {_listed(items)}", self.answer(items)
+
+
+def _listed(items: Sequence[str]) -> str:
+    return ", ".join(items)
+
+
+TASKS = (
+    Task("first word", "Which word comes first?", "Words", lambda words: f"The first word is {words[0]}."),
+    Task("last word", "Which word comes last?", "Words", lambda words: f"The last word is {words[-1]}."),
+    Task("repeat", "Say the words again.", "Words", lambda words: f"The words are {_listed(words)}."),
+    Task(
+        "reverse",
+        "Say the words from last to first.",
+        "Words",
+        lambda words: f"From last to first: {_listed(words[::-1])}.",
+    ),
+    Task(
+        "count",
+        "How many words are there?",
+        "Words",
+        lambda words: f"There are {NUMBERS[len(words) - 1]} words.",
+    ),
+    Task(
+        "greatest number",
+        "Which number is the greatest?",
+        "Numbers",
+        lambda numbers: f"It is {max(numbers, key=NUMBERS.index)}.",
+    ),
+    Task(
+        "least number",
+        "Which number is the least?",
+        "Numbers",
+        lambda numbers: f"It is {min(numbers, key=NUMBERS.index)}.",
+    ),
+)
+TASK_OF_INSTRUCTION = {task.instruction: task.name for task in TASKS}
+
+
+def make_tasks(n: int, seed: int = 0) -> list[dict]:
+    """`n` distinct generated records in Alpaca's format, the same ones for the same seed.
+
+    Task kinds take turns, so each gets n / len(TASKS) records (the number tasks have 252 distinct
+    inputs each, which caps n at 1,764); inputs are drawn from a generator seeded with `seed`.
+    """
+    rng, records, seen = random.Random(seed), [], set()
+    attempts = 0
+    while len(records) < n:
+        task = TASKS[len(records) % len(TASKS)]
+        attempts += 1
+        if attempts > 100 * n:
+            raise ValueError(
+                f"could not draw {n} distinct records; the task {task.name!r} has too few inputs"
+            )
+        text, answer = task.draw(rng)
+        if (task.instruction, text) not in seen:  # a held-out record must never also be a training record
+            seen.add((task.instruction, text))
+            records.append({"instruction": task.instruction, "input": text, "output": answer})
+    return records
+
+
+def split_records(records: Sequence[dict], held_out: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train, held-out): `held_out` records drawn at random (seeded), the rest for training."""
+    if not 0 < held_out < len(records):
+        raise ValueError(
+            f"held_out must be between 1 and {len(records) - 1} for {len(records)} records, got {held_out}"
+        )
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    return [records[i] for i in order[held_out:]], [records[i] for i in order[:held_out]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Tokens and batches
+
+
+class Example(NamedTuple):
+    """A record as token ids: prompt, then response, then end-of-text; the prompt's length in tokens."""
+
+    ids: list[int]
+    prompt_length: int
+
+
+def encode_record(record: dict, tokenizer) -> Example:
+    """Tokenize prompt and response separately, so that the prompt is exactly what generation sees."""
+    prompt = tokenizer.encode_ordinary(format_prompt(record))
+    response = tokenizer.encode_ordinary(record["output"])
+    return Example(prompt + response + [tokenizer.eot_token], len(prompt))
+
+
+class Batch(NamedTuple):
+    x: torch.Tensor  # (B, T) inputs
+    y: torch.Tensor  # (B, T) targets: x shifted by one, IGNORE_INDEX where no loss is taken
+    truncated: int  # how many of the batch's examples were longer than max_length and were cut
+
+
+def collate(
+    examples: Sequence[Example], pad_id: int, max_length: int | None = None, mask_prompt: bool = True
+) -> Batch:
+    """Pad a batch of examples to its longest, and make the targets.
+
+    Each example ends with the end-of-text token and is padded with `pad_id` (end-of-text, for
+    GPT-2). The targets are the inputs shifted by one; every target after the example's own
+    end-of-text is IGNORE_INDEX, so the model learns to stop but not to predict padding. With
+    `mask_prompt`, the targets inside the prompt are ignored too, and the loss is on the response
+    only. Examples longer than `max_length` inputs are cut to fit (they lose their ending).
+    """
+    if not examples:
+        raise ValueError("collate needs at least one example")
+    limit = max_length + 1 if max_length is not None else None  # inputs plus the last target
+    rows = [example.ids[:limit] for example in examples]
+    truncated = sum(len(row) < len(example.ids) for row, example in zip(rows, examples))
+    width = max(len(row) for row in rows)
+    x = torch.full((len(rows), width - 1), pad_id, dtype=torch.long)  # (B, T)
+    y = torch.full((len(rows), width - 1), IGNORE_INDEX, dtype=torch.long)  # (B, T)
+    for b, (row, example) in enumerate(zip(rows, examples)):
+        ids = torch.tensor(row)
+        x[b, : len(row) - 1] = ids[:-1]
+        y[b, : len(row) - 1] = ids[1:]  # the last real target is this example's end-of-text
+        if mask_prompt:
+            # y[t] is the token after x[: t + 1]: the first response token is y[prompt_length - 1].
+            y[b, : example.prompt_length - 1] = IGNORE_INDEX
+    return Batch(x, y, truncated)
+
+
+class InstructionDataset:
+    """One split's examples as a batch source for the `Trainer`.
+
+    `sample_batch` draws a random training batch (with or without response masking);
+    `eval_batches` gives a fixed set of evaluation batches, always masked to the responses, so
+    that runs trained with and without masking are evaluated on the same tokens.
+    """
+
+    def __init__(self, records: Sequence[dict], tokenizer, max_length: int, mask_prompt: bool = True):
+        if not records:
+            raise ValueError("an InstructionDataset needs at least one record")
+        self.examples = [encode_record(record, tokenizer) for record in records]
+        self.pad_id, self.max_length, self.mask_prompt = tokenizer.eot_token, max_length, mask_prompt
+        self.n_truncated = sum(len(e.ids) - 1 > max_length for e in self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def sample_batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = torch.randint(len(self.examples), (batch_size,), generator=generator).tolist()
+        batch = collate([self.examples[i] for i in picks], self.pad_id, self.max_length, self.mask_prompt)
+        return batch.x, batch.y
+
+    def eval_batches(self, count: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Up to `count` examples spread evenly over the split, in batches of `batch_size`."""
+        picks = torch.linspace(0, len(self.examples) - 1, min(count, len(self.examples))).long().tolist()
+        chosen = [self.examples[i] for i in picks]
+        batches = [
+            collate(chosen[i : i + batch_size], self.pad_id, self.max_length, mask_prompt=True)
+            for i in range(0, len(chosen), batch_size)
+        ]
+        return [(batch.x, batch.y) for batch in batches]
+
+
+# ----------------------------------------------------------------------------------------------
+# Responses and their scores
+
+
+class Response(NamedTuple):
+    text: str  # the generated response, without its end-of-text token
+    stopped: bool  # whether the model ended it with end-of-text by itself
+
+
+@torch.no_grad()
+def respond(
+    model: torch.nn.Module, tokenizer, records: Sequence[dict], max_new_tokens: int = 32, batch_size: int = 64
+) -> list[Response]:
+    """The model's greedy response to each record's prompt, stopped at end-of-text.
+
+    Prompts of the same length in tokens are generated together as one batch, so no padding (and
+    no attention mask) is needed.
+    """
+    eot = tokenizer.eot_token
+    prompts = [tokenizer.encode_ordinary(format_prompt(record)) for record in records]
+    by_length: dict[int, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        by_length.setdefault(len(prompt), []).append(i)
+    device = next(model.parameters()).device
+    responses: list[Response | None] = [None] * len(records)
+    for length, indices in by_length.items():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            idx = torch.tensor([prompts[i] for i in chunk], device=device)  # (B, length)
+            rows = generate(model, idx, max_new_tokens, temperature=0, stop_tokens=[eot]).rows()
+            for i, row in zip(chunk, rows):
+                new = row[length:]
+                stopped = bool(new) and new[-1] == eot
+                responses[i] = Response(tokenizer.decode(new[:-1] if stopped else new), stopped)
+    return responses
+
+
+def exact_match(response: str, answer: str) -> bool:
+    """Whether a response is the expected answer, ignoring whitespace at either end."""
+    return response.strip() == answer.strip()
+
+
+@dataclass
+class TaskScores:
+    """Exact-match accuracy and the share of responses that stopped by themselves, overall and per task."""
+
+    exact_match: float
+    stop_rate: float
+    per_task: dict[str, float]  # task name -> exact-match accuracy
+    responses: list[Response]
+
+
+def score_tasks(records: Sequence[dict], responses: Sequence[Response]) -> TaskScores:
+    """Score responses to generated task records (see `make_tasks`) against their answers."""
+    if len(records) != len(responses) or not records:
+        raise ValueError(f"need one response per record, got {len(responses)} for {len(records)} records")
+    hits = [exact_match(r.text, record["output"]) for r, record in zip(responses, records)]
+    per_task: dict[str, list[bool]] = {}
+    for hit, record in zip(hits, records):
+        per_task.setdefault(TASK_OF_INSTRUCTION.get(record["instruction"], "other"), []).append(hit)
+    return TaskScores(
+        exact_match=sum(hits) / len(hits),
+        stop_rate=sum(r.stopped for r in responses) / len(responses),
+        per_task={name: sum(h) / len(h) for name, h in per_task.items()},
+        responses=list(responses),
+    )

@@ -1,0 +1,120 @@
+import signal
+import subprocess
+import sys
+
+import pytest
+from minigpt import gpt2_tokenizer
+from minigpt.chat import Conversation
+from minigpt.instruct import format_prompt
+from minigpt.pretrained import save_pretrained
+from test_instruct import always_says
+
+ENC = gpt2_tokenizer()
+BLOCK_SIZE = 96
+MAX_NEW = 5
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return {
+        "stops": save_pretrained(always_says(ENC.eot_token, BLOCK_SIZE), folder / "stops"),
+        "bangs": save_pretrained(always_says(ENC.encode("!")[0], BLOCK_SIZE), folder / "bangs"),
+    }
+
+
+def run_chat(model_dir, lines: str, *options: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "minigpt.chat",
+        "--model",
+        str(model_dir),
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        str(MAX_NEW),
+        "--seed",
+        "0",
+        *options,
+    ]
+    return subprocess.run(command, input=lines, capture_output=True, text=True, timeout=120)
+
+
+def test_reply_streams_and_stops_at_the_token_limit(models):
+    finished = run_chat(models["bangs"], "Say something.\n")
+    assert finished.returncode == 0, finished.stderr
+    assert "model> " + "!" * MAX_NEW + "\n" in finished.stdout
+
+
+def test_reply_stops_at_end_of_text(models):
+    finished = run_chat(models["stops"], "Say something.\n")
+    assert finished.returncode == 0, finished.stderr
+    assert "model> \n" in finished.stdout  # an empty reply: end-of-text came first, and is not printed
+    assert "<|endoftext|>" not in finished.stdout
+
+
+def test_commands(models):
+    lines = "/temperature 0.5\n/temperature hot\n/top_p 2\n/top_p 0.8\n/reset\n/what\n/quit\nNever read.\n"
+    finished = run_chat(models["bangs"], lines)
+    assert finished.returncode == 0, finished.stderr
+    out = finished.stdout
+    assert "temperature = 0.5" in out and "/temperature needs a number" in out
+    assert "top_p must be in (0, 1]" in out and "top_p = 0.8" in out
+    assert "(conversation forgotten)" in out and "unknown command /what" in out
+    assert "model>" not in out  # /quit left before the last line
+
+
+def test_oldest_turns_are_dropped_to_fit_the_context(models):
+    # each turn is about 40 tokens, and the context leaves 91 beside the reply: the third message
+    # no longer fits beside both earlier turns
+    finished = run_chat(models["bangs"], "First message.\nSecond message.\nThird message.\n")
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.count("model> !!!!!") == 3
+    assert "(dropped the 1 oldest turn(s) to stay within the context window)" in finished.stdout
+    too_long = run_chat(models["bangs"], "word " * 100 + "\n")
+    assert "more than the 91 the context leaves beside the reply" in too_long.stdout
+
+
+def test_bad_options_are_refused(models):
+    finished = run_chat(models["bangs"], "", "--top-p", "0")
+    assert finished.returncode == 2 and "top_p must be in (0, 1]" in finished.stderr
+    finished = run_chat(models["bangs"], "", "--max-new-tokens", str(BLOCK_SIZE))
+    assert finished.returncode == 1 and "leaves no room for a message" in finished.stderr
+
+
+def test_ctrl_c_leaves_cleanly(models):
+    command = [
+        sys.executable,
+        "-m",
+        "minigpt.chat",
+        "--model",
+        str(models["bangs"]),
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        str(MAX_NEW),
+    ]
+    chat = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert chat.stdout.readline().startswith("chatting with")  # the banner: the model is loaded
+    assert chat.stdout.read(len("you> ")) == "you> "  # and the chat waits for a message
+    chat.send_signal(signal.SIGINT)
+    out, err = chat.communicate(timeout=60)
+    assert chat.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_conversation_keeps_the_newest_turns():
+    message_tokens = len(ENC.encode_ordinary(format_prompt({"instruction": "Hi.", "input": ""})))
+    conversation = Conversation(ENC, budget=3 * message_tokens)
+    for reply in ([1], [2], [3]):
+        prompt = conversation.prompt_for("Hi.")
+        conversation.add(prompt, reply)
+    prompt = conversation.prompt_for("Hi.")
+    assert prompt.dropped == 1 and len(conversation.turns) == 1  # two earlier turns no longer fit
+    assert prompt.tokens[-message_tokens:] == prompt.message_tokens
+    assert prompt.tokens[: message_tokens + 1] == prompt.message_tokens + [3]  # the newest turn is kept
+    conversation.reset()
+    assert conversation.prompt_for("Hi.").tokens == prompt.message_tokens

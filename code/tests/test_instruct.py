@@ -1,0 +1,311 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from minigpt import GPT, GPTConfig, gpt2_tokenizer
+from minigpt.checkpoint import resume
+from minigpt.instruct import (
+    IGNORE_INDEX,
+    NUMBERS,
+    TASK_OF_INSTRUCTION,
+    TASKS,
+    WORDS,
+    Example,
+    InstructionDataset,
+    Response,
+    collate,
+    download_alpaca_52k,
+    encode_record,
+    exact_match,
+    format_example,
+    format_prompt,
+    git_blob_sha1,
+    load_instruction_data,
+    load_records,
+    make_tasks,
+    respond,
+    score_tasks,
+    split_records,
+    validate_records,
+)
+from minigpt.train import TrainConfig, Trainer
+
+ENC = gpt2_tokenizer()
+EOT = ENC.eot_token
+RECORD = {"instruction": "Name the first item of the list.", "input": "cat\ndog", "output": "cat"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ({"instruction": "x"}, "expected a JSON list"),
+        ([RECORD, "text"], "record 1 is a str"),
+        ([RECORD, {"instruction": "Do it.", "output": "done"}], "record 1 has no 'input' field"),
+        ([{"instruction": "Do it.", "input": "", "output": 3}], "record 0, field 'output' is a int"),
+        (
+            [RECORD, RECORD, {"instruction": "  ", "input": "", "output": "x"}],
+            "record 2, field 'instruction'",
+        ),
+    ],
+)
+def test_validation_names_the_record_and_the_field(records, message):
+    with pytest.raises(ValueError, match=message):
+        validate_records(records, source="test.json")
+
+
+def test_load_records_validates_the_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([RECORD, {"instruction": "Do it.", "input": None, "output": "x"}]))
+    with pytest.raises(ValueError, match="bad.json: record 1, field 'input' is a NoneType"):
+        load_records(path)
+
+
+def test_shipped_instruction_data():
+    records = load_instruction_data(verbose=False)
+    assert len(records) == 1100
+    assert sum(record["input"] == "" for record in records) == 775
+
+
+def test_git_blob_sha1_matches_git():
+    assert git_blob_sha1(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # `git hash-object /dev/null`
+    assert git_blob_sha1(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+def test_alpaca_download_is_verified_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "alpaca_data.json"
+    source.write_bytes(json.dumps([RECORD]).encode())
+    right = git_blob_sha1(source.read_bytes())
+    with pytest.raises(ValueError, match="git blob SHA-1 is .* expected 0000"):
+        download_alpaca_52k(source.as_uri(), blob_sha1="0" * 40, verbose=False)
+    assert not list((tmp_path / "cache").iterdir())  # the bad download was not kept
+    assert download_alpaca_52k(source.as_uri(), blob_sha1=right, verbose=False) == [RECORD]
+    source.unlink()  # the second call reads the cached copy
+    assert download_alpaca_52k(source.as_uri(), blob_sha1=right, verbose=False) == [RECORD]
+
+
+# ---------------------------------------------------------------------------------------------
+# Template
+
+
+def test_template_with_and_without_input():
+    with_input = format_prompt(RECORD)
+    assert with_input.startswith("Below is an instruction that describes a task, paired with an input")
+    assert with_input.endswith(
+        "### Instruction:\nName the first item of the list.\n\n### Input:\ncat\ndog\n\n### Response:\n"
+    )
+    no_input = format_prompt({**RECORD, "input": ""})
+    assert "### Input" not in no_input and "paired with an input" not in no_input
+    assert no_input.endswith("\n\n### Instruction:\nName the first item of the list.\n\n### Response:\n")
+    assert format_example(RECORD) == with_input + "cat"
+
+
+def test_encoded_record_is_prompt_response_and_end_of_text():
+    example = encode_record(RECORD, ENC)
+    assert ENC.decode(example.ids[: example.prompt_length]) == format_prompt(RECORD)
+    assert ENC.decode(example.ids[example.prompt_length : -1]) == "cat"
+    assert example.ids[-1] == EOT
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated tasks
+
+
+def test_words_and_numbers_are_single_tokens_with_their_space():
+    assert all(len(ENC.encode(" " + word)) == 1 for word in WORDS + list(NUMBERS))
+    for record in make_tasks(70):  # and they always appear with it, in the input and in the answer
+        for text in (record["input"], record["output"]):
+            tokens = [ENC.decode([t]) for t in ENC.encode(text)]
+            assert not {w for w in WORDS + list(NUMBERS)} & set(tokens)
+
+
+def test_tasks_are_deterministic_distinct_and_balanced():
+    records = make_tasks(700, seed=3)
+    assert records == make_tasks(700, seed=3)
+    assert records != make_tasks(700, seed=4)
+    assert len({(r["instruction"], r["input"]) for r in records}) == 700
+    validate_records(records)
+    for task in TASKS:
+        assert sum(r["instruction"] == task.instruction for r in records) == 100
+    with pytest.raises(ValueError, match="could not draw 2000 distinct records"):
+        make_tasks(2000)
+
+
+def test_task_answers_are_right():
+    def value(word):
+        return NUMBERS.index(word) + 1
+
+    check = {
+        "first word": lambda items: f"The first word is {items[0]}.",
+        "last word": lambda items: f"The last word is {items[-1]}.",
+        "repeat": lambda items: f"The words are {', '.join(items)}.",
+        "reverse": lambda items: f"From last to first: {', '.join(reversed(items))}.",
+        "count": lambda items: f"There are {NUMBERS[len(items) - 1]} words.",
+        "greatest number": lambda items: f"It is {max(items, key=value)}.",
+        "least number": lambda items: f"It is {min(items, key=value)}.",
+    }
+    for record in make_tasks(140, seed=0):
+        kind, _, listed = record["input"].partition(": ")
+        items = listed.split(", ")
+        assert kind in ("Words", "Numbers") and len(set(items)) == len(items)
+        assert 2 <= len(items) <= (5 if kind == "Words" else 3)
+        assert record["output"] == check[TASK_OF_INSTRUCTION[record["instruction"]]](items)
+
+
+def test_split_is_disjoint_and_deterministic():
+    records = make_tasks(100)
+    train, held_out = split_records(records, held_out=20, seed=1)
+    assert len(train) == 80 and len(held_out) == 20
+    assert not {json.dumps(r) for r in train} & {json.dumps(r) for r in held_out}
+    assert (train, held_out) == split_records(records, held_out=20, seed=1)
+    with pytest.raises(ValueError, match="held_out must be between 1 and 99"):
+        split_records(records, held_out=100)
+
+
+# ---------------------------------------------------------------------------------------------
+# Collate
+
+
+def test_collate_pads_shifts_and_ignores_padding_targets():
+    short, long = Example([1, 2, 3, EOT], prompt_length=2), Example([4, 5, 6, 7, 8, EOT], prompt_length=3)
+    x, y, truncated = collate([short, long], pad_id=EOT, mask_prompt=False)
+    assert truncated == 0
+    assert x.tolist() == [[1, 2, 3, EOT, EOT], [4, 5, 6, 7, 8]]
+    # the short example's first end-of-text is a target; the padding after it is not
+    assert y.tolist() == [[2, 3, EOT, IGNORE_INDEX, IGNORE_INDEX], [5, 6, 7, 8, EOT]]
+
+
+def test_collate_masks_the_prompt():
+    example = Example([10, 11, 12, 13, 14, EOT], prompt_length=3)  # prompt 10 11 12, response 13 14
+    _, y, _ = collate([example], pad_id=EOT, mask_prompt=True)
+    assert y.tolist() == [[IGNORE_INDEX, IGNORE_INDEX, 13, 14, EOT]]  # only the response is scored
+
+
+def test_collate_truncates_to_max_length_and_counts():
+    examples = [Example(list(range(10)) + [EOT], 4), Example([1, 2, EOT], 1)]
+    x, y, truncated = collate(examples, pad_id=EOT, max_length=6, mask_prompt=False)
+    assert truncated == 1
+    assert x.shape == (2, 6)
+    assert x[0].tolist() == [0, 1, 2, 3, 4, 5] and y[0].tolist() == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="at least one example"):
+        collate([], pad_id=EOT)
+
+
+def test_dataset_batches():
+    records = make_tasks(30)
+    dataset = InstructionDataset(records, ENC, max_length=40, mask_prompt=False)
+    assert dataset.n_truncated == sum(len(encode_record(r, ENC).ids) - 1 > 40 for r in records) > 0
+    a = dataset.sample_batch(4, torch.Generator().manual_seed(0))
+    b = dataset.sample_batch(4, torch.Generator().manual_seed(0))
+    assert all(torch.equal(s, t) for s, t in zip(a, b))
+    assert (a[1][:, :10] != IGNORE_INDEX).all()  # unmasked: prompt tokens are targets too
+    batches = dataset.eval_batches(count=10, batch_size=4)
+    assert [len(x) for x, _ in batches] == [4, 4, 2]
+    assert all((y[:, :10] == IGNORE_INDEX).all() for _, y in batches)  # evaluation: responses only
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses and scores
+
+
+def always_says(token: int, block_size: int = 96) -> GPT:
+    """A tiny GPT whose next token is always `token`: its last LayerNorm outputs one fixed vector."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=block_size, vocab_size=50257, n_layer=1, n_head=2, n_embd=8))
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.transformer.wte.weight[token] = 10.0  # the tied head scores `token` far above the rest
+    return model
+
+
+def test_respond_stops_at_end_of_text_or_the_limit():
+    records = make_tasks(10)  # prompts of several lengths, generated in batches of equal length
+    assert len({len(encode_record(r, ENC).ids) for r in records}) > 1
+    stops = respond(always_says(EOT), ENC, records, max_new_tokens=4, batch_size=2)
+    assert stops == [Response("", True)] * 10
+    bang = ENC.encode("!")[0]
+    goes_on = respond(always_says(bang), ENC, records, max_new_tokens=4, batch_size=2)
+    assert goes_on == [Response("!!!!", False)] * 10
+
+
+def test_scores():
+    first, greatest = make_tasks(6)[0], make_tasks(6)[5]
+    records = [first, greatest, RECORD]
+    responses = [Response(first["output"] + " ", True), Response("It is two.", False), Response("cat", True)]
+    scores = score_tasks(records, responses)
+    assert scores.exact_match == pytest.approx(2 / 3) and scores.stop_rate == pytest.approx(2 / 3)
+    assert scores.per_task == {"first word": 1.0, "greatest number": 0.0, "other": 1.0}
+    assert exact_match(" cat\n", "cat") and not exact_match("cat\ndog", "cat")
+    with pytest.raises(ValueError, match="one response per record"):
+        score_tasks(records, responses[:2])
+
+
+# ---------------------------------------------------------------------------------------------
+# The Trainer on instruction batches
+
+TINY = GPTConfig(block_size=96, vocab_size=50257, n_layer=1, n_head=2, n_embd=16)
+
+
+def instruction_trainer(checkpoint_dir=None, seed=0, mask_prompt=True, **overrides):
+    torch.manual_seed(seed)
+    train, held_out = split_records(make_tasks(60), held_out=10)
+    settings = dict(max_steps=6, batch_size=4, lr=1e-2, warmup_steps=2, eval_interval=2, eval_windows=8)
+    return Trainer(
+        GPT(TINY),
+        InstructionDataset(train, ENC, TINY.block_size, mask_prompt),
+        InstructionDataset(held_out, ENC, TINY.block_size),
+        TrainConfig(**{**settings, **overrides}),
+        checkpoint_dir=checkpoint_dir,
+    )
+
+
+def test_trainer_steps_on_instruction_batches():
+    trainer = instruction_trainer(max_steps=20, eval_interval=10)
+    trainer.train(progress=False)
+    assert [row["step"] for row in trainer.history] == [0, 10, 20]
+    assert trainer.history[-1]["val_loss"] < trainer.history[0]["val_loss"] - 1
+
+
+def test_trainer_loss_skips_ignored_targets():
+    trainer = instruction_trainer()
+    generator_state = trainer.generator.get_state()
+    x, y = trainer.next_micro_batch()
+    trainer.generator.set_state(generator_state)
+    loss, _ = trainer.train_step()
+    torch.manual_seed(0)
+    logits, _ = GPT(TINY)(x)  # the trainer's model before its step (no dropout)
+    # the step's loss is the mean over the response targets only
+    scored = y != IGNORE_INDEX
+    expected = F.cross_entropy(logits[scored], y[scored])
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_trainer_evaluation_is_the_mean_over_response_targets():
+    trainer = instruction_trainer()
+    losses = trainer.evaluate()
+    total, count = 0.0, 0
+    for x, y in trainer.val_data.eval_batches(8, 4):
+        logits, _ = trainer.model(x)
+        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+        count += (y != IGNORE_INDEX).sum().item()
+    assert losses["val"] == pytest.approx(total / count, rel=1e-5)
+
+
+def test_resumed_instruction_run_continues_exactly(tmp_path):
+    uninterrupted = instruction_trainer()
+    uninterrupted.train(progress=False)
+    first = instruction_trainer(tmp_path)
+    first.train(progress=False, until=3)
+    first.save_checkpoint()
+    continued = instruction_trainer(tmp_path, seed=1)
+    resume(continued)
+    continued.train(progress=False)
+    assert continued.step_log == uninterrupted.step_log
+    losses = [(row["train_loss"], row["val_loss"]) for row in uninterrupted.history]
+    assert [(row["train_loss"], row["val_loss"]) for row in continued.history] == losses
