@@ -139,6 +139,8 @@ def chat(model: torch.nn.Module, args: argparse.Namespace) -> None:
         except EOFError:  # Ctrl-D, or the end of piped input
             print()
             return
+        if not sys.stdin.isatty():  # no terminal echoed what was read: show it, so a transcript reads right
+            print(line)
         command, _, argument = line.partition(" ")
         if not line:
             continue

@@ -45,6 +45,7 @@ def test_reply_streams_and_stops_at_the_token_limit(models):
     finished = run_chat(models["bangs"], "Say something.\n")
     assert finished.returncode == 0, finished.stderr
     assert "model> " + "!" * MAX_NEW + "\n" in finished.stdout
+    assert "you> Say something.\n" in finished.stdout  # piped input is echoed, so the transcript reads right
 
 
 def test_reply_stops_at_end_of_text(models):
