@@ -77,7 +77,7 @@ def checkpoint_contents() -> plt.Figure:
         0.7,
         4.4,
         1.4,
-        ".step_000050.tmp/\n(being written;\nnot yet renamed)",
+        ".step_000050.xxxx/\n(a temporary name,\nbeing written)",
         color="masked",
         fontsize=FONT - 2,
     )
