@@ -76,7 +76,7 @@ def validate_records(records: object, source: str = "the records") -> list[dict]
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise ValueError(
-                f"{source}: record {i} is a {type(record).__name__}, expected an object "
+                f"{source}: record {i} has type {type(record).__name__}, expected an object "
                 f"with the fields {', '.join(FIELDS)}"
             )
         for field in FIELDS:
@@ -87,7 +87,7 @@ def validate_records(records: object, source: str = "the records") -> list[dict]
                 )
             if not isinstance(record[field], str):
                 raise ValueError(
-                    f"{source}: record {i}, field '{field}' is a {type(record[field]).__name__}, "
+                    f"{source}: record {i}, field '{field}' has type {type(record[field]).__name__}, "
                     "expected a string"
                 )
         if not record["instruction"].strip():

@@ -44,9 +44,9 @@ RECORD = {"instruction": "Name the first item of the list.", "input": "cat\ndog"
     "records, message",
     [
         ({"instruction": "x"}, "expected a JSON list"),
-        ([RECORD, "text"], "record 1 is a str"),
+        ([RECORD, "text"], "record 1 has type str"),
         ([RECORD, {"instruction": "Do it.", "output": "done"}], "record 1 has no 'input' field"),
-        ([{"instruction": "Do it.", "input": "", "output": 3}], "record 0, field 'output' is a int"),
+        ([{"instruction": "Do it.", "input": "", "output": 3}], "record 0, field 'output' has type int"),
         (
             [RECORD, RECORD, {"instruction": "  ", "input": "", "output": "x"}],
             "record 2, field 'instruction'",
@@ -61,7 +61,7 @@ def test_validation_names_the_record_and_the_field(records, message):
 def test_load_records_validates_the_file(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps([RECORD, {"instruction": "Do it.", "input": None, "output": "x"}]))
-    with pytest.raises(ValueError, match="bad.json: record 1, field 'input' is a NoneType"):
+    with pytest.raises(ValueError, match="bad.json: record 1, field 'input' has type NoneType"):
         load_records(path)
 
 
