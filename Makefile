@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MATHJAX := _build/offline/_static/mathjax
 
-.PHONY: setup book test execute clean
+.PHONY: setup book test test-unit execute clean
 
 setup: $(VENV)/.installed
 
@@ -27,9 +27,27 @@ $(MATHJAX): offline/package.json offline/package-lock.json
 	npm ci --prefix _build/npm --no-audit --no-fund --ignore-scripts --loglevel=error
 	cp -r _build/npm/node_modules/mathjax/es5 $@
 
-# Unit tests and every chapter re-executed by nbval (options in pytest.ini).
+# Unit tests and every chapter re-executed by nbval (options in pytest.ini), on this machine's CPU as it is.
+#   make test CPU=perturbed   the same tests with the CPU's arithmetic perturbed as another machine's would
+#                             be (what CI runs): outputs that only this CPU reproduces fail here too.
+# PyTorch's unvectorised kernels, MKL's generic code path and one thread each change float results in
+# their last bits. With one thread per kernel, two test processes share the cores (pytest-xdist; each
+# notebook stays in one process, so its cells run in order in one kernel).
+CPU ?= native
+PERTURBED_ENV := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1
+ifeq ($(CPU),perturbed)
+TEST_ENV := $(PERTURBED_ENV)
+TEST_ARGS := -n 2 --dist loadfile
+else ifneq ($(CPU),native)
+$(error CPU must be native or perturbed, not $(CPU))
+endif
+
 test: setup
-	$(PY) -m pytest
+	$(TEST_ENV) $(PY) -m pytest $(TEST_ARGS)
+
+# The fast tier, for work on the package: its unit tests only (a few minutes), no chapters.
+test-unit: setup
+	$(PY) -m pytest code/tests
 
 # Re-execute chapters in place, each in a fresh kernel (all of them, or CHAPTERS="chapters/01_bigram.ipynb").
 execute: setup

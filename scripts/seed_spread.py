@@ -1,0 +1,125 @@
+"""The spread between seeds of the trained comparisons that Chapters 2 and 3 assert.
+
+    python scripts/seed_spread.py ch2                     # Chapter 2's attention models (about 4 min)
+    python scripts/seed_spread.py ch3                     # Chapter 3's ablation (about 8 min)
+    python scripts/seed_spread.py ch3 --seeds 1337 1 2 3  # other seeds
+
+A chapter has time for one or two seeds of each model; its asserts must hold by more than the spread
+between seeds, which this script measures over more of them. It runs the chapter's own code: the
+notebook's code cells are executed, in order, up to the one that defines what the experiment needs
+(the models and the training recipe), skipping the Colab set-up cell and the cells whose outputs the
+tests do not compare (the chapter's own training runs). So the models, data and recipe are exactly
+the chapter's, with no copy to drift from it.
+
+Seeds are the chapter's first (1337 for both chapters) and then others; each seed sets the initial
+weights and the order of the batches, as in the chapter. A run that diverges shows as nan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IGNORE_OUTPUT = "nbval-ignore-output"
+
+
+def chapter_namespace(notebook: str, needs: tuple[str, ...]) -> dict:
+    """Execute a chapter's code cells until every name in `needs` is defined; return the namespace."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures are drawn and discarded
+    import matplotlib.pyplot as plt
+
+    os.environ.setdefault("MINIGPT_PROGRESS", "plain")
+    cells = json.loads((ROOT / "chapters" / notebook).read_text(encoding="utf-8"))["cells"]
+    namespace: dict = {"__name__": "__chapter__"}
+    cwd = os.getcwd()
+    os.chdir(ROOT / "chapters")  # where the chapter runs, as in Jupyter
+    try:
+        for index, cell in enumerate(c for c in cells if c["cell_type"] == "code"):
+            if all(name in namespace for name in needs):
+                return namespace
+            source = "".join(cell["source"])
+            if index == 0 or IGNORE_OUTPUT in cell.get("metadata", {}).get("tags", []):
+                continue  # the Colab set-up cell; the chapter's own training runs
+            exec(compile(source, f"{notebook}, code cell {index}", "exec"), namespace)
+            plt.close("all")
+    finally:
+        os.chdir(cwd)
+    missing = [name for name in needs if name not in namespace]
+    raise SystemExit(f"{notebook} never defines {', '.join(missing)}: has the chapter changed?")
+
+
+def summarise(results: dict[str, list[float]], seeds: list[int]) -> None:
+    """Print each row's losses by seed, its range, and the largest spread of any row."""
+    width = max(len(name) for name in results) + 2
+    print(f"{'':{width}}" + "".join(f"{seed:>8d}" for seed in seeds) + "      min      max   spread")
+    for name, losses in results.items():
+        finite = [loss for loss in losses if math.isfinite(loss)]
+        low, high = (min(finite), max(finite)) if finite else (math.nan, math.nan)
+        print(f"{name:{width}}" + "".join(f"{loss:8.3f}" for loss in losses) + f" {low:8.3f} {high:8.3f} "
+              f"{high - low:8.3f}" + (f"   ({len(losses) - len(finite)} diverged)" if len(finite) < len(losses) else ""))
+
+
+def ch2(seeds: list[int]) -> dict[str, list[float]]:
+    """Chapter 2: the three one-layer attention models at 1,500 steps, four heads at 6,000, and with a residual."""
+    ns = chapter_namespace("02_self_attention.ipynb", ("models", "train_and_evaluate", "AttentionLM"))
+    four_heads = ns["models"]["four heads + projection"]
+    runs = {name: dict(make_model=make, max_steps=1500) for name, make in ns["models"].items()}
+    runs["four heads + projection, 6,000 steps"] = dict(make_model=four_heads, max_steps=6000)
+    runs["four heads + projection + residual"] = dict(
+        make_model=lambda: ns["AttentionLM"](ns["attention_layer"](n_head=4), residual=True), max_steps=1500
+    )
+    results = {}
+    for name, run in runs.items():
+        results[name] = [ns["train_and_evaluate"](seed=seed, **run)[1] for seed in seeds]
+        print(f"{name}: " + ", ".join(f"{loss:.3f}" for loss in results[name]), flush=True)
+    print(f"counted trigram {ns['baselines']['trigram']:.3f}, bigram {ns['baselines']['bigram']:.3f}")
+    return results
+
+
+def ch3(seeds: list[int]) -> dict[str, list[float]]:
+    """Chapter 3: each row of the ablation, 300 steps, one run per seed."""
+    ns = chapter_namespace("03_gpt.ipynb", ("variants", "ablation_config"))
+    torch, Trainer = ns["torch"], ns["Trainer"]
+    results = {}
+    for name, build in ns["variants"].items():
+        results[name] = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            config = dataclasses.replace(ns["ablation_config"], seed=seed)
+            trainer = Trainer(build(), ns["train_data"], ns["val_data"], config, device=ns["device"])
+            trainer.train(progress=False)
+            results[name].append(trainer.history[-1]["val_loss"])
+        print(f"{name}: " + ", ".join(f"{loss:.3f}" for loss in results[name]), flush=True)
+    counted = ns["minigpt"].counted_losses(ns["train_data"], ns["val_data"], ns["vocab_size"])
+    print(f"counted unigram {counted['unigram']:.3f}, bigram {counted['bigram']:.3f}")
+    return results
+
+
+EXPERIMENTS = {"ch2": (ch2, [1337, 1338, 1, 2, 3]), "ch3": (ch3, [1337, 1, 2, 3, 4, 5, 6, 7])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=EXPERIMENTS, help="which chapter's comparisons to repeat")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the experiment's own list)")
+    args = parser.parse_args()
+    run, default_seeds = EXPERIMENTS[args.experiment]
+    seeds = args.seeds or default_seeds
+    start = time.perf_counter()
+    results = run(seeds)
+    print()
+    summarise(results, seeds)
+    perturbed = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OMP_NUM_THREADS") if k in os.environ}
+    print(f"{len(seeds)} seeds in {time.perf_counter() - start:.0f} s; CPU settings: {perturbed or 'native'}")
+
+
+if __name__ == "__main__":
+    main()
