@@ -2,11 +2,12 @@
 # Checks that the lower bounds in requirements.txt and code/pyproject.toml are versions the course
 # works with: a fresh virtual environment with every dependency at its floor (requirements-floor.txt),
 # then, in it, the unit tests, Chapters 1 and 5 under nbval, and the book built with warnings as errors.
-# Not part of CI: it downloads the floor versions (with PyPI's torch 2.4.1, about 3.3 GB of CUDA
-# wheels, which also run on a machine without a GPU) and takes about 20 minutes on 2 cores.
+# Not part of CI: it downloads the floor versions (torch 2.13.0 comes from PyPI or the local wheel
+# make setup uses; TORCH=2.4.1 brings PyPI's CUDA build, 0.8 GB, and 2.5 GB of nvidia-* wheels, which
+# also run on a machine without a GPU) and takes about 20 minutes on 2 cores.
 #
-#   scripts/check_floors.sh                    # everything at its floor
-#   TORCH=2.13.0 scripts/check_floors.sh       # the other floors with another PyTorch
+#   scripts/check_floors.sh                    # the versions of requirements-floor.txt
+#   TORCH=2.4.1 scripts/check_floors.sh        # the same with another PyTorch
 #   FLOORS_VENV=/some/dir scripts/check_floors.sh   # where the environment goes (made anew)
 set -euo pipefail
 cd "$(dirname "$0")/.."
