@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Checks that the lower bounds in requirements.txt and code/pyproject.toml are versions the course
-# works with: a fresh virtual environment with every dependency at its floor (requirements-floor.txt),
-# then, in it, the unit tests, Chapters 1 and 5 under nbval, and the book built with warnings as errors.
+# works with: a fresh virtual environment with every dependency at its floor
+# (requirements-floor.txt), then, in it, the unit tests, Chapters 1 and 5 under nbval, and the book
+# built with warnings as errors.
 # Not part of CI: it downloads the floor versions (torch 2.13.0 comes from PyPI or the local wheel
-# make setup uses; TORCH=2.4.1 brings PyPI's CUDA build, 0.8 GB, and 2.5 GB of nvidia-* wheels, which
-# also run on a machine without a GPU) and takes about 20 minutes on 2 cores.
+# make setup uses; TORCH=2.4.1 brings PyPI's CUDA build, 0.8 GB, and 2.5 GB of nvidia-* wheels,
+# which also run on a machine without a GPU) and takes about 20 minutes on 2 cores.
 #
 #   scripts/check_floors.sh                    # the versions of requirements-floor.txt
 #   TORCH=2.4.1 scripts/check_floors.sh        # the same with another PyTorch
@@ -25,7 +26,8 @@ grep -v '^torch==' requirements-floor.txt > "$VENV/floors-without-torch.txt"
 "$PY" -m pip check
 "$PY" -m pip list --format=freeze > "$VENV/installed.txt"
 echo "Installed (all of it in $VENV/installed.txt):"
-names=$(sed -n 's/==.*//p' requirements-floor.txt | sed 's/[-_]/[-_]/g' | paste -sd'|')  # pip writes - or _
+# pip writes a name with - or _, whichever its metadata has
+names=$(sed -n 's/==.*//p' requirements-floor.txt | sed 's/[-_]/[-_]/g' | paste -sd'|')
 grep -iE "^($names)==" "$VENV/installed.txt"
 
 # The unit tests and two chapters, with the options of pytest.ini: Chapter 1 (torch, numpy,
