@@ -32,8 +32,9 @@ grep -iE "^($names)==" "$VENV/installed.txt"
 
 # The unit tests and two chapters, with the options of pytest.ini: Chapter 1 (torch, numpy,
 # matplotlib, the notebook machinery) and Chapter 5 (tiktoken, safetensors, huggingface_hub and
-# transformers as well).
-"$PY" -m pytest -p no:cacheprovider code/tests chapters/01_bigram.ipynb chapters/05_gpt2.ipynb
+# transformers as well); in two processes, as `make test CPU=perturbed` runs them (pytest-xdist).
+"$PY" -m pytest -p no:cacheprovider -n 2 --dist loadfile \
+    code/tests chapters/01_bigram.ipynb chapters/05_gpt2.ipynb
 
 # The book, as `make book` builds it (the same flags), into a folder of its own.
 make _build/offline/_static/mathjax
