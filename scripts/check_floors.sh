@@ -5,7 +5,7 @@
 # built with warnings as errors.
 # Not part of CI: it downloads the floor versions (torch 2.13.0 comes from PyPI or the local wheel
 # make setup uses; TORCH=2.4.1 brings PyPI's CUDA build, 0.8 GB, and 2.5 GB of nvidia-* wheels,
-# which also run on a machine without a GPU) and took 14 minutes on 2 busy cores (7 of them tests).
+# which also run on a machine without a GPU) and took 9 to 14 minutes on 2 busy cores.
 #
 #   scripts/check_floors.sh                    # the versions of requirements-floor.txt
 #   TORCH=2.4.1 scripts/check_floors.sh        # the same with another PyTorch
