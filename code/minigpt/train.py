@@ -247,7 +247,8 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.world_size > 1:
-            dist.all_reduce(total, op=dist.ReduceOp.AVG)
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)  # Gloo has no AVG before PyTorch 2.8
+            total /= self.world_size
         self.step += 1
         return total.item(), grad_norm.item()
 
