@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import urllib.error
@@ -32,7 +33,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .data import DataFile, data_path
+from .data import DataFile, data_path, sha256_of
 from .model import GPT, GPTConfig
 
 
@@ -59,7 +60,7 @@ class GPT2Size:
 # The pinned commits could not be checked against the Hub from the machine that wrote this course (it
 # cannot reach the Hub). gpt2's is the commit that many public projects pin for openai-community/gpt2;
 # the other three were taken from public code that pins them and are unverified. Should the Hub
-# refuse one, `find_base_model` says so ("the download failed: ...") and loads the stand-in.
+# refuse one, `find_base_model` says so ("The Hugging Face Hub has no commit ...") and loads the stand-in.
 GPT2_SIZES = {
     size.name: size
     for size in (  # 124M, 355M, 774M and 1558M parameters
@@ -252,15 +253,36 @@ def download_gpt2(name: str, *, local_files_only: bool = False) -> Path:
     Goes through huggingface_hub: files land in its cache (HF_HUB_CACHE, by default
     ~/.cache/huggingface/hub), an interrupted download resumes, and the pinned revision means the
     same bytes every time. With HF_HUB_OFFLINE=1 or `local_files_only`, only the cache is used.
+    The weights file's sha256 is checked against the one the Hub declared for it (`_verify_hub_sha256`).
     """
     from huggingface_hub import hf_hub_download
 
     size = _size(name)
     paths = [
-        hf_hub_download(size.repo_id, f, revision=size.revision, local_files_only=local_files_only)
+        Path(hf_hub_download(size.repo_id, f, revision=size.revision, local_files_only=local_files_only))
         for f in (CONFIG_FILE, WEIGHTS_FILE)
     ]
-    return Path(paths[-1]).parent
+    _verify_hub_sha256(paths[-1])
+    return paths[-1].parent
+
+
+def _verify_hub_sha256(path: Path) -> None:
+    """Raise ValueError unless the file's sha256 is the one the Hub declared for it.
+
+    The Hub keeps weights in git-lfs and names each such file by its sha256 (the ETag of its answer);
+    huggingface_hub stores the file as blobs/<that sha256> in its cache and links the snapshot's
+    file to it, but checks only the size of what it received. So the link says what the content must
+    hash to. (Where the filesystem has no links, the cache holds a plain copy and no name to check.)
+    """
+    blob = path.resolve()
+    if blob.parent.name != "blobs" or not re.fullmatch(r"[0-9a-f]{64}", blob.name):
+        return
+    actual = sha256_of(blob)
+    if actual != blob.name:
+        raise ValueError(
+            f"{path.name} in the Hugging Face cache has sha256 {actual}, but the Hub declared {blob.name}: "
+            f"a corrupt download. Delete {blob} and run again to download it afresh."
+        )
 
 
 def _size(name: str) -> GPT2Size:
@@ -432,7 +454,7 @@ def find_base_model(name: str = "gpt2") -> BaseCheckpoint:
     Takes a few seconds when the Hub cannot be reached: the cache is checked first, then one short
     request (`hub_reachable`) decides before any download is tried.
     """
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import LocalEntryNotFoundError, RevisionNotFoundError
 
     size = _size(name)
     source = f"{size.repo_id} at revision {size.revision[:7]}"
@@ -441,18 +463,21 @@ def find_base_model(name: str = "gpt2") -> BaseCheckpoint:
     except LocalEntryNotFoundError:
         folder, where = None, "the Hugging Face Hub"
         reachable, reason = hub_reachable()
+        problem = f"The Hugging Face Hub is not reachable ({reason})"
         if reachable:
             try:
                 folder = download_gpt2(name)
+            except RevisionNotFoundError:
+                problem = f"The Hugging Face Hub has no commit {size.revision} of {size.repo_id}, which this course pins"
             except OSError as error:  # huggingface_hub's HTTP and connection errors are OSErrors
-                reason = f"the download failed: {error}"
+                problem = f"GPT-2 could not be downloaded from the Hugging Face Hub ({' '.join(str(error).split())})"
     if folder is not None:
         print(f"Using OpenAI's GPT-2 {name} ({source}) from {where}.")
         if weights_declared_random():
             print(f"Its weights are declared random ({RANDOM_WEIGHTS_ENV}=1): quality checks will be skipped.")
         return BaseCheckpoint(folder, source, False)
     print(
-        f"The Hugging Face Hub is not reachable ({reason}): using the course's stand-in instead, a small "
+        f"{problem}: using the course's stand-in instead, a small "
         f"GPT-2-format model trained on Tiny Shakespeare (data/{STANDIN_DIR}, sha256 verified)."
     )
     return BaseCheckpoint(standin_dir(), f"the course's stand-in (data/{STANDIN_DIR})", True)
