@@ -522,8 +522,13 @@ def base_config(base: str) -> GPTConfig:
     return GPT2_SIZES[base].config()
 
 
-def make_run(base: str, device: torch.device | str, micro_batch: int | None = None) -> FineTuneRun:
-    """The run for a base model on a device: the stand-in's sizes everywhere, GPT-2's by the device."""
+def make_run(
+    base: str, device: torch.device | str, micro_batch: int | None = None, precision: str | None = None
+) -> FineTuneRun:
+    """The run for a base model on a device: the stand-in's sizes everywhere, GPT-2's by the device.
+
+    `precision` defaults to the one the Trainer would pick on this device (`resolve_precision`).
+    """
     device = torch.device(device)
     sizes = GPU_SIZES if device.type == "cuda" and base != "stand-in" else CPU_SIZES
     if base not in LEARNING_RATE:
@@ -532,7 +537,7 @@ def make_run(base: str, device: torch.device | str, micro_batch: int | None = No
         base=base,
         micro_batch=micro_batch or sizes["batch_size"],
         lr=LEARNING_RATE[base],
-        precision=resolve_precision("auto", device),
+        precision=precision or resolve_precision("auto", device),
         **sizes,
     )
 

@@ -22,7 +22,7 @@ caching allocator's rounding), which is why `fits` keeps a share of the free mem
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -40,10 +40,26 @@ HALF = 2  # bytes of an fp16 or bf16 number
 FLOAT32_PER_LAYER, COMPUTE_PER_LAYER = 2, 15
 
 
+# The parts of an estimate, in the order of a table, and their labels. The peak counts the first three,
+# then the next three (alive when backward starts) or the gradients, whichever are more.
+PARTS = {
+    "weights": "weights (float32)",
+    "other_models": "other models kept (float32)",
+    "adamw_moments": "AdamW's two moments",
+    "autocast_copies": "fp16/bf16 copies of the weights",
+    "activations": "activations kept for backward",
+    "logits_and_loss": "logits and loss",
+    "gradients": "gradients (if more than the 3 above)",
+}
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes of each part of a training step's memory (see the module's docstring), and the peak."""
 
+    batch_size: int
+    seq_len: int
+    precision: str
     weights: int
     adamw_moments: int
     autocast_copies: int
@@ -58,24 +74,30 @@ class MemoryEstimate:
         return self.weights + self.other_models + self.adamw_moments + max(at_backward_start, self.gradients)
 
     def parts(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Bytes of each part, by its name in PARTS."""
+        return {name: getattr(self, name) for name in PARTS}
 
     def table(self) -> str:
-        """The parts and the peak, one line each, in GiB."""
-        names = {
-            "weights": "weights (float32)",
-            "adamw_moments": "AdamW's two moments",
-            "autocast_copies": "autocast copies of the weights",
-            "activations": "activations kept for backward",
-            "logits_and_loss": "logits and loss",
-            "gradients": "gradients (not at the peak)"
-            if self.gradients < self.activations + self.logits_and_loss + self.autocast_copies
-            else "gradients",
-            "other_models": "other models kept (the base model)",
-        }
-        lines = [f"  {names[name]:<38} {gib(size):>9}" for name, size in self.parts().items() if size]
-        lines.append(f"  {'estimated peak':<38} {gib(self.peak):>9}")
-        return "\n".join(lines)
+        return memory_table({"GiB": self})
+
+
+def memory_table(estimates: dict[str, MemoryEstimate]) -> str:
+    """Estimates side by side: a column each (headed by its key), a row per part (GiB), the peak last.
+
+    A part that is 0 in every column gets no row.
+    """
+    width = max(11, *(len(name) for name in estimates))
+    column = lambda cells: "".join(f"{cell:>{width + 2}}" for cell in cells)  # noqa: E731
+    label_width = max(len(label) for label in PARTS.values())
+    lines = [" " * label_width + column(estimates)]
+    shapes = [f"{e.batch_size}x{e.seq_len} {e.precision}" for e in estimates.values()]
+    lines.append(f"{'batch x tokens, precision':<{label_width}}" + column(shapes))
+    for name, label in PARTS.items():
+        sizes = [e.parts()[name] for e in estimates.values()]
+        if any(sizes):
+            lines.append(f"{label:<{label_width}}" + column(f"{size / 2**30:.2f}" for size in sizes))
+    lines.append(f"{'estimated peak':<{label_width}}" + column(f"{e.peak / 2**30:.2f}" for e in estimates.values()))
+    return "\n".join(lines)
 
 
 def gib(size: int) -> str:
@@ -138,6 +160,9 @@ def training_memory(
     half = precision != "fp32"
     logit_bytes = HALF if half else FLOAT32
     return MemoryEstimate(
+        batch_size=batch_size,
+        seq_len=seq_len,
+        precision=precision,
         weights=FLOAT32 * params,
         adamw_moments=2 * FLOAT32 * params,
         autocast_copies=HALF * linear_weight_count(config) if half else 0,

@@ -237,6 +237,12 @@ def test_run_train_config():
     assert (config.warmup_steps, config.eval_interval, config.eval_windows, config.seed) == (8, 50, 32, 7)
 
 
+def test_run_with_a_given_precision_needs_no_device_query(monkeypatch):
+    monkeypatch.setattr(train, "native_bf16", lambda device: pytest.fail("the device was queried"))
+    run = make_run("gpt2-medium", "cuda", micro_batch=8, precision="fp16")
+    assert (run.micro_batch, run.batch_size, run.precision, run.steps) == (8, 16, "fp16", 1500)
+
+
 def test_run_memory_is_the_estimate_for_its_base_model():
     run = make_run("stand-in", "cpu")
     shape = GPTConfig(block_size=256, n_layer=4, n_head=4, n_embd=96)

@@ -14,6 +14,7 @@ from minigpt.memory import (
     activation_bytes,
     free_memory,
     gib,
+    memory_table,
     parameter_count,
     training_memory,
 )
@@ -102,8 +103,10 @@ def test_parts_and_peak():
     start = fp16.autocast_copies + fp16.activations + fp16.logits_and_loss
     assert fp16.peak == fp16.weights + fp16.other_models + fp16.adamw_moments + max(start, fp16.gradients)
     table = fp16.table()
-    assert "estimated peak" in table and gib(fp16.peak) in table and "other models kept" in table
-    assert "autocast" not in fp32.table()  # a part of 0 bytes gets no line
+    assert table.splitlines()[-1].split() == ["estimated", "peak", f"{fp16.peak / 2**30:.2f}"]
+    assert "other models kept" in table and gib(fp16.peak) == f"{fp16.peak / 2**30:.2f} GiB"
+    assert "fp16/bf16 copies" in table and "fp16/bf16 copies" not in fp32.table()  # no line for 0 bytes
+    assert "8x256 fp16" in table
 
 
 def test_activations_grow_with_batch_and_length():
@@ -138,14 +141,18 @@ def test_free_memory_is_measured_on_cuda_only(monkeypatch):
 
 
 def test_estimate_is_a_value():
-    estimate = MemoryEstimate(1, 2, 3, 4, 5, 6)
-    assert estimate.peak == 1 + 2 + max(3 + 4 + 5, 6)
-    assert list(estimate.parts()) == [
-        "weights",
-        "adamw_moments",
-        "autocast_copies",
-        "activations",
-        "logits_and_loss",
-        "gradients",
-        "other_models",
-    ]
+    estimate = MemoryEstimate(8, 64, "fp32", 1, 2, 3, 4, 5, 6, other_models=7)
+    assert estimate.peak == 1 + 2 + 7 + max(3 + 4 + 5, 6)
+    assert estimate.parts() == dict(
+        weights=1, other_models=7, adamw_moments=2, autocast_copies=3, activations=4, logits_and_loss=5, gradients=6
+    )
+
+
+def test_table_of_several_estimates():
+    shape = GPTConfig(block_size=256, n_layer=4, n_head=4, n_embd=96)
+    small, large = training_memory(shape, 8, 128, "fp32"), training_memory(shape, 16, 256, "bf16")
+    lines = memory_table({"small": small, "large": large}).splitlines()
+    assert lines[0].split() == ["small", "large"] and lines[1].split()[-4:] == ["8x128", "fp32", "16x256", "bf16"]
+    peak = lines[-1].split()
+    assert peak[:2] == ["estimated", "peak"] and peak[2:] == [f"{e.peak / 2**30:.2f}" for e in (small, large)]
+    assert len(lines) == 2 + 6 + 1  # every part but other_models is in use in one column or the other
