@@ -22,9 +22,11 @@ caching allocator's rounding), which is why `fits` keeps a share of the free mem
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from .model import GPTConfig
 
@@ -72,6 +74,11 @@ class MemoryEstimate:
     def peak(self) -> int:
         at_backward_start = self.autocast_copies + self.activations + self.logits_and_loss
         return self.weights + self.other_models + self.adamw_moments + max(at_backward_start, self.gradients)
+
+    @property
+    def during_step(self) -> int:
+        """What the step allocates above what is held when it begins (weights, other models, AdamW)."""
+        return self.peak - self.weights - self.other_models - self.adamw_moments
 
     def parts(self) -> dict[str, int]:
         """Bytes of each part, by its name in PARTS."""
@@ -184,3 +191,31 @@ def free_memory(device: torch.device | str) -> int | None:
         return None
     free, _total = torch.cuda.mem_get_info(device)
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def peak_allocated(step: Callable[[], object], device: torch.device | str) -> int | None:
+    """Bytes allocated at the highest point while `step()` runs, above what was allocated when it began.
+
+    On the CPU, from the memory records of torch.profiler (`profile_memory=True`): each allocation
+    adds its size, each free subtracts it, and the highest running total is the answer. On a CUDA
+    device, from the caching allocator's peak statistic. Elsewhere (Apple's MPS) nothing is measured:
+    None. To compare with an estimate, subtract what the estimate holds before the step begins.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    if device.type != "cpu":
+        return None
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded:
+        step()
+    records = [e for e in recorded.profiler.kineto_results.events() if e.name() == "[memory]"]
+    running = highest = 0
+    for record in sorted(records, key=lambda e: e.start_ns()):
+        running += record.nbytes()  # negative for a free
+        highest = max(highest, running)
+    return highest

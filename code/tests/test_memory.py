@@ -1,9 +1,9 @@
 """The training-memory estimate against what a training step really allocates on the CPU.
 
-The measurement: bytes held when the step starts (the weights and AdamW's state, counted from the
-live tensors), plus the highest running total of the allocations and frees that torch.profiler
-records during one `Trainer.train_step` (its memory records, `profile_memory=True`). The step is the
-second of the run, so that AdamW's moments exist, as in every step after the first.
+The measurement (`peak_allocated`): the highest running total of the allocations and frees that
+torch.profiler records during one `Trainer.train_step` (its memory records, `profile_memory=True`),
+plus the bytes held when the step starts (the weights and AdamW's state, counted from the live
+tensors). The step is the second of the run, so that AdamW's moments exist, as in every later step.
 """
 
 import pytest
@@ -16,10 +16,10 @@ from minigpt.memory import (
     gib,
     memory_table,
     parameter_count,
+    peak_allocated,
     training_memory,
 )
 from minigpt.train import TrainConfig, Trainer
-from torch.profiler import ProfilerActivity, profile
 
 
 class RandomBatches:
@@ -36,24 +36,17 @@ class RandomBatches:
         return []
 
 
-def measured_peak(config: GPTConfig, batch_size: int, seq_len: int, precision: str) -> int:
-    """Peak bytes allocated on the CPU during one training step (see the module's docstring)."""
+def measured_peak(config: GPTConfig, batch_size: int, seq_len: int, precision: str) -> tuple[int, int]:
+    """(bytes held when a training step starts, the most it allocates above them) on the CPU."""
     torch.manual_seed(0)
     data = RandomBatches(seq_len, config.vocab_size)
     train = TrainConfig(max_steps=4, batch_size=batch_size, warmup_steps=1, precision=precision)
     trainer = Trainer(GPT(config), data, data, train, device="cpu")
     trainer.train_step()  # the first step creates AdamW's moments
-    held = [p for p in trainer.model.parameters()]
+    held = list(trainer.model.parameters())
     held += [t for state in trainer.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
     at_start = sum(t.numel() * t.element_size() for t in held)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        trainer.train_step()
-    records = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    running = highest = 0
-    for record in sorted(records, key=lambda e: e.start_ns()):
-        running += record.nbytes()  # an allocation adds its size, a free subtracts it
-        highest = max(highest, running)
-    return at_start + highest
+    return at_start, peak_allocated(trainer.train_step, "cpu")
 
 
 @pytest.mark.parametrize(
@@ -73,9 +66,13 @@ def measured_peak(config: GPTConfig, batch_size: int, seq_len: int, precision: s
 def test_estimate_is_within_25_percent_of_the_measured_peak(shape, batch_size, seq_len, precision, dominant):
     config = GPTConfig(block_size=128, **shape)
     estimate = training_memory(config, batch_size, seq_len, precision)
-    measured = measured_peak(config, batch_size, seq_len, precision)
+    at_start, during_step = measured_peak(config, batch_size, seq_len, precision)
     parts = estimate.parts()
     assert max(("activations", "logits_and_loss", "gradients"), key=parts.get) == dominant
+    held = estimate.weights + estimate.adamw_moments
+    assert held <= at_start <= held + 1000  # and AdamW's step counters, a number per parameter tensor
+    assert abs(estimate.during_step - during_step) <= 0.25 * during_step, (estimate.during_step, during_step)
+    measured = at_start + during_step
     assert abs(estimate.peak - measured) <= 0.25 * measured, (estimate.peak, measured, parts)
 
 
@@ -130,6 +127,17 @@ def test_activations_grow_with_batch_and_length():
 def test_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         training_memory(GPTConfig(block_size=256, n_layer=2, n_head=2, n_embd=32), **kwargs)
+
+
+def test_peak_allocated_on_the_cpu_is_what_a_step_holds_at_once():
+    def step():
+        a = torch.ones(1_000_000)  # 4 MB
+        b = torch.ones(2_000_000)  # 8 MB: 12 MB at once
+        del a, b
+        torch.ones(3_000_000)  # 12 MB again, after both were freed
+
+    assert peak_allocated(step, "cpu") == 12_000_000
+    assert peak_allocated(step, "mps") is None  # not measured there
 
 
 def test_free_memory_is_measured_on_cuda_only(monkeypatch):
