@@ -9,7 +9,8 @@ Three sources of records:
 
 - `load_instruction_data()`: the 1,100 records shipped in `data/instruction-data.json`.
 - `download_alpaca_52k()`: Stanford Alpaca's 52,002 records (CC BY-NC 4.0, so never shipped),
-  downloaded from a pinned commit and checked by the git blob SHA-1 that the repository publishes.
+  downloaded from a pinned commit and checked by the git blob SHA-1 that the repository publishes
+  (`ALPACA_52K`, which the environment variable MINIGPT_ALPACA_52K can point elsewhere).
 - `make_tasks()`: generated instructions whose answers can be checked exactly (the first or last
   of a list of words, the list repeated or reversed, its words counted, the greatest or least of a
   few numbers), which measure instruction following without a judge model.
@@ -31,6 +32,10 @@ import torch
 
 from .data import DataFile, cache_dir, data_path
 from .generate import generate
+from .memory import MemoryEstimate, free_memory, gib, training_memory
+from .model import GPTConfig
+from .pretrained import CONFIG_FILE, GPT2_SIZES, config_from_gpt2, standin_dir
+from .train import TrainConfig, resolve_precision
 
 FIELDS = ("instruction", "input", "output")
 IGNORE_INDEX = -100  # the target value F.cross_entropy skips (its default ignore_index)
@@ -42,11 +47,40 @@ INSTRUCTION_DATA = DataFile(
     "ch07/01_main-chapter-code/instruction-data.json",
 )
 
-ALPACA_52K_COMMIT = "761dc5bfbdeeffa89b8bff5d038781a4055f796a"  # github.com/tatsu-lab/stanford_alpaca
-ALPACA_52K_BLOB_SHA1 = "3779ddbc040543ab1834ef216c983d6fcc06cc9a"  # git's id of alpaca_data.json there
-ALPACA_52K_URL = (
-    f"https://raw.githubusercontent.com/tatsu-lab/stanford_alpaca/{ALPACA_52K_COMMIT}/alpaca_data.json"
+
+
+@dataclass(frozen=True)
+class PinnedDownload:
+    """A file fetched from another host: where from, and the git blob SHA-1 its bytes must have.
+
+    Git's id of a file, which GitHub publishes for every file of a commit, is the hash pinned here:
+    the course could not download Alpaca's file to compute its sha256 (no network where it was
+    written), and the blob SHA-1 is what the repository itself states.
+    """
+
+    url: str
+    git_blob_sha1: str
+
+    @classmethod
+    def parse(cls, setting: str, source: str) -> PinnedDownload:
+        """A download from "<url>#<git blob SHA-1>", as the environment variable holds it."""
+        url, _, blob_sha1 = setting.rpartition("#")
+        if not url or len(blob_sha1) != 40 or any(c not in "0123456789abcdef" for c in blob_sha1):
+            raise ValueError(
+                f"{source} must be '<url>#<git blob SHA-1>' (40 lowercase hex digits, as "
+                f"`git hash-object FILE` prints), got {setting!r}"
+            )
+        return cls(url, blob_sha1)
+
+
+# github.com/tatsu-lab/stanford_alpaca at commit 761dc5b, and git's id of alpaca_data.json there
+ALPACA_52K = PinnedDownload(
+    url="https://raw.githubusercontent.com/tatsu-lab/stanford_alpaca/"
+    "761dc5bfbdeeffa89b8bff5d038781a4055f796a/alpaca_data.json",
+    git_blob_sha1="3779ddbc040543ab1834ef216c983d6fcc06cc9a",
 )
+ALPACA_52K_ENV = "MINIGPT_ALPACA_52K"  # "<url>#<git blob SHA-1>": another copy (a test's local file)
+DOWNLOAD_TIMEOUT_S = 60  # the longest wait for the server to connect or to send the next bytes
 
 # Stanford Alpaca's two prompt templates: with an input, and without one.
 PROMPT_WITH_INPUT = (
@@ -112,27 +146,36 @@ def git_blob_sha1(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
-def download_alpaca_52k(
-    url: str = ALPACA_52K_URL, blob_sha1: str = ALPACA_52K_BLOB_SHA1, verbose: bool = True
-) -> list[dict]:
+def alpaca_52k_source() -> PinnedDownload:
+    """Where Alpaca's 52k records come from: MINIGPT_ALPACA_52K if set, else the pinned commit."""
+    setting = os.environ.get(ALPACA_52K_ENV)
+    return PinnedDownload.parse(setting, ALPACA_52K_ENV) if setting else ALPACA_52K
+
+
+def download_alpaca_52k(source: PinnedDownload | None = None, verbose: bool = True) -> list[dict]:
     """Stanford Alpaca's 52k records, downloaded once into the cache and verified by git blob SHA-1.
 
     The data is CC BY-NC 4.0 (non-commercial use only), which is why the course downloads it from the
-    pinned commit instead of shipping it. A download whose hash differs is deleted and refused.
+    pinned commit (`alpaca_52k_source()`) instead of shipping it. A download whose hash differs is
+    refused and not kept; a failed download raises an OSError that names what was being fetched.
     """
-    path = cache_dir() / f"alpaca_data.{blob_sha1[:12]}.json"
+    source = alpaca_52k_source() if source is None else source
+    path = cache_dir() / f"alpaca_data.{source.git_blob_sha1[:12]}.json"
     if not path.is_file():
         if verbose:
-            print(f"alpaca_data.json: downloading it from {url}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url) as response:
-            content = response.read()
+            print(f"alpaca_data.json: downloading it from {source.url}")
+        try:
+            with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                content = response.read()
+        except OSError as error:  # no network, a timeout, an HTTP error (urllib's are OSErrors)
+            raise OSError(f"downloading Stanford Alpaca's 52k records from {source.url} failed: {error}") from error
         actual = git_blob_sha1(content)
-        if actual != blob_sha1:
+        if actual != source.git_blob_sha1:
             raise ValueError(
-                f"{url}: git blob SHA-1 is {actual}, expected {blob_sha1}; the download is "
-                "corrupt or not the pinned version, so it was not kept"
+                f"{source.url}: git blob SHA-1 is {actual}, expected {source.git_blob_sha1}; the "
+                "download is corrupt or not the pinned version, so it was not kept"
             )
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part")
         partial.write_bytes(content)
         os.replace(partial, path)
@@ -411,3 +454,147 @@ def score_tasks(records: Sequence[dict], responses: Sequence[Response]) -> TaskS
         per_task={name: sum(h) / len(h) for name, h in per_task.items()},
         responses=list(responses),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# The run: what to fine-tune on the reader's machine
+
+# The run's sizes: a CPU's (the stand-in's on every device, so that its outputs are the same
+# everywhere) and a CUDA GPU's, which trains GPT-2 longer, on longer sequences and more records.
+CPU_SIZES = dict(steps=200, batch_size=8, max_length=128, shipped=300, alpaca_52k=False)
+GPU_SIZES = dict(steps=1500, batch_size=16, max_length=256, shipped=1000, alpaca_52k=True)
+LEARNING_RATE = {"stand-in": 2e-3, "gpt2": 5e-5, "gpt2-medium": 5e-5}  # the stand-in's set for 200 steps
+GPU_BASES = ("gpt2-medium", "gpt2")  # in order of preference: the largest that fits
+MICRO_BATCHES = (16, 8, 4)  # examples per forward pass to try, largest first (accumulating the rest)
+FREE_SHARE = 0.8  # a run fits if its estimated peak is at most this share of the free memory
+
+
+@dataclass(frozen=True)
+class FineTuneRun:
+    """One fine-tuning run of Chapter 7: the base model, the data it sees, and how it trains."""
+
+    base: str  # "stand-in" or a GPT-2 size ("gpt2", "gpt2-medium")
+    steps: int
+    batch_size: int  # examples per optimizer step
+    micro_batch: int  # examples per forward pass; batch_size / micro_batch are accumulated
+    max_length: int  # the longest training sequence, in tokens (longer ones are cut, and counted)
+    shipped: int  # how many of the shipped training records join the generated tasks
+    alpaca_52k: bool  # whether Stanford Alpaca's 52k records join them too, when they can be downloaded
+    lr: float  # peak learning rate
+    precision: str  # the Trainer's, resolved for the device: "fp32", "bf16" or "fp16"
+
+    def __post_init__(self) -> None:
+        if self.batch_size % self.micro_batch:
+            raise ValueError(f"batch_size={self.batch_size} is not a multiple of micro_batch={self.micro_batch}")
+
+    def train_config(self, seed: int = 1337) -> TrainConfig:
+        """The Trainer's settings: 8 warmup steps, cosine decay, 4 evaluations of 32 records each."""
+        return TrainConfig(
+            max_steps=self.steps,
+            batch_size=self.micro_batch,
+            grad_accum_steps=self.batch_size // self.micro_batch,
+            lr=self.lr,
+            warmup_steps=8,
+            eval_interval=max(self.steps // 4, 1),
+            eval_windows=32,
+            precision=self.precision,
+            seed=seed,
+        )
+
+    def memory(self) -> MemoryEstimate:
+        """The estimated memory of a training step, with the base model kept beside the one trained."""
+        return training_memory(
+            base_config(self.base), self.micro_batch, self.max_length, self.precision, other_models=1
+        )
+
+
+class RunChoice(NamedTuple):
+    run: FineTuneRun
+    reason: str  # why this run, in words
+
+
+def base_config(base: str) -> GPTConfig:
+    """The shape of a base model by name, without loading it: the stand-in's or a GPT-2 size's."""
+    if base == "stand-in":
+        return config_from_gpt2(json.loads((standin_dir() / CONFIG_FILE).read_text(encoding="utf-8")))
+    if base not in GPT2_SIZES:
+        raise ValueError(f"unknown base model {base!r}: choose 'stand-in' or one of {', '.join(GPT2_SIZES)}")
+    return GPT2_SIZES[base].config()
+
+
+def make_run(
+    base: str, device: torch.device | str, micro_batch: int | None = None, precision: str | None = None
+) -> FineTuneRun:
+    """The run for a base model on a device: the stand-in's sizes everywhere, GPT-2's by the device.
+
+    `precision` defaults to the one the Trainer would pick on this device (`resolve_precision`).
+    """
+    device = torch.device(device)
+    sizes = GPU_SIZES if device.type == "cuda" and base != "stand-in" else CPU_SIZES
+    if base not in LEARNING_RATE:
+        raise ValueError(f"no fine-tuning run for {base!r}: choose one of {', '.join(LEARNING_RATE)}")
+    return FineTuneRun(
+        base=base,
+        micro_batch=micro_batch or sizes["batch_size"],
+        lr=LEARNING_RATE[base],
+        precision=precision or resolve_precision("auto", device),
+        **sizes,
+    )
+
+
+def choose_run(
+    device: torch.device | str, *, gpt2_on_cpu: bool = False, free_bytes: int | None = None
+) -> RunChoice:
+    """Chapter 7's run for this device, and why.
+
+    On a CUDA GPU: the largest GPT-2 of GPU_BASES, in the largest micro-batch of MICRO_BATCHES, whose
+    estimated peak memory is at most FREE_SHARE of the free memory (`free_bytes`, measured when not
+    given), else the stand-in. On a CPU or Apple's MPS: the stand-in, or GPT-2 124M with
+    `gpt2_on_cpu` (the same run, about 23 times the parameters: slow, see the time printed).
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        if gpt2_on_cpu:
+            return RunChoice(make_run("gpt2", device), f"no CUDA GPU ({device.type}); GPT-2 124M, as asked")
+        reason = f"no CUDA GPU ({device.type}): the stand-in (gpt2_on_cpu=True would fine-tune GPT-2 124M)"
+        return RunChoice(make_run("stand-in", device), reason)
+    free = free_memory(device) if free_bytes is None else free_bytes
+    if not isinstance(free, int) or free < 0:
+        raise ValueError(f"free_bytes must be a number of bytes, 0 or more, got {free!r}")
+    budget, too_big = FREE_SHARE * free, []
+    for base in GPU_BASES:
+        for micro_batch in MICRO_BATCHES:
+            run = make_run(base, device, micro_batch)
+            peak = run.memory().peak
+            if peak <= budget:
+                larger = f"; the larger choices need more: {', '.join(too_big)}" if too_big else ""
+                reason = (
+                    f"a CUDA GPU with {gib(free)} free: {base} in micro-batches of {micro_batch}, an "
+                    f"estimated peak of {gib(peak)}, at most {FREE_SHARE:.0%} of the free memory{larger}"
+                )
+                return RunChoice(run, reason)
+            too_big.append(f"{base} x {micro_batch}: {gib(peak)}")
+    run = make_run("stand-in", device)
+    reason = (
+        f"a CUDA GPU with {gib(free)} free, too little for GPT-2 ({', '.join(too_big)}): the stand-in, "
+        f"an estimated {gib(run.memory().peak)}"
+    )
+    return RunChoice(run, reason)
+
+
+def training_records(
+    task_train: Sequence[dict], shipped_train: Sequence[dict], run: FineTuneRun, verbose: bool = True
+) -> list[dict]:
+    """Chapter 7's training records: the generated tasks, the run's share of the shipped records, and
+    Stanford Alpaca's 52k records when the run asks for them and they can be downloaded."""
+    records = [*task_train, *shipped_train[: run.shipped]]
+    if run.alpaca_52k:
+        try:
+            alpaca = download_alpaca_52k(verbose=verbose)
+        except (OSError, ValueError) as error:  # no network, or a file that is not the pinned one
+            print(f"Stanford Alpaca's 52k records could not be used ({error}); training without them")
+        else:
+            records += alpaca
+            if verbose:
+                print(f"Stanford Alpaca: {len(alpaca):,} records added")
+    return records

@@ -1,19 +1,29 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
-from minigpt import GPT, GPTConfig, gpt2_tokenizer
+from minigpt import GPT, GPTConfig, gpt2_tokenizer, instruct, train
 from minigpt.checkpoint import resume
 from minigpt.instruct import (
+    ALPACA_52K,
+    ALPACA_52K_ENV,
+    DOWNLOAD_TIMEOUT_S,
+    FREE_SHARE,
     IGNORE_INDEX,
+    MICRO_BATCHES,
     NUMBERS,
     TASK_OF_INSTRUCTION,
     TASKS,
     WORDS,
     Example,
     InstructionDataset,
+    PinnedDownload,
     Response,
+    alpaca_52k_source,
+    base_config,
+    choose_run,
     collate,
     download_alpaca_52k,
     encode_record,
@@ -23,12 +33,15 @@ from minigpt.instruct import (
     git_blob_sha1,
     load_instruction_data,
     load_records,
+    make_run,
     make_tasks,
     respond,
     score_tasks,
     split_records,
+    training_records,
     validate_records,
 )
+from minigpt.memory import training_memory
 from minigpt.train import TrainConfig, Trainer
 
 ENC = gpt2_tokenizer()
@@ -80,13 +93,176 @@ def test_alpaca_download_is_verified_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path / "cache"))
     source = tmp_path / "alpaca_data.json"
     source.write_bytes(json.dumps([RECORD]).encode())
-    right = git_blob_sha1(source.read_bytes())
+    right = PinnedDownload(source.as_uri(), git_blob_sha1(source.read_bytes()))
     with pytest.raises(ValueError, match="git blob SHA-1 is .* expected 0000"):
-        download_alpaca_52k(source.as_uri(), blob_sha1="0" * 40, verbose=False)
-    assert not list((tmp_path / "cache").iterdir())  # the bad download was not kept
-    assert download_alpaca_52k(source.as_uri(), blob_sha1=right, verbose=False) == [RECORD]
+        download_alpaca_52k(PinnedDownload(source.as_uri(), "0" * 40), verbose=False)
+    assert not (tmp_path / "cache").exists()  # the bad download was not kept
+    assert download_alpaca_52k(right, verbose=False) == [RECORD]
     source.unlink()  # the second call reads the cached copy
-    assert download_alpaca_52k(source.as_uri(), blob_sha1=right, verbose=False) == [RECORD]
+    assert download_alpaca_52k(right, verbose=False) == [RECORD]
+
+
+def alpaca_file(tmp_path, n: int) -> tuple[list[dict], str]:
+    """A small file in Alpaca's format, `n` distinct records, and its MINIGPT_ALPACA_52K setting."""
+    records = [{"instruction": f"Say {i}.", "input": "", "output": f"{i}"} for i in range(n)]
+    path = tmp_path / "served" / "alpaca_data.json"
+    path.parent.mkdir()
+    path.write_bytes(json.dumps(records).encode())
+    return records, f"{path.as_uri()}#{git_blob_sha1(path.read_bytes())}"
+
+
+def test_alpaca_source_is_one_setting_the_environment_can_point_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.delenv(ALPACA_52K_ENV, raising=False)
+    assert alpaca_52k_source() == ALPACA_52K
+    assert ALPACA_52K.url.startswith("https://raw.githubusercontent.com/tatsu-lab/stanford_alpaca/761dc5b")
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path / "cache"))
+    records, setting = alpaca_file(tmp_path, 5)
+    monkeypatch.setenv(ALPACA_52K_ENV, setting)
+    assert alpaca_52k_source().url == setting.split("#")[0]
+    assert download_alpaca_52k(verbose=False) == records
+    monkeypatch.setenv(ALPACA_52K_ENV, setting[:-40] + "1" * 40)  # the same file, another hash
+    with pytest.raises(ValueError, match="git blob SHA-1 is .* expected 1111"):
+        download_alpaca_52k(verbose=False)
+
+
+@pytest.mark.parametrize("setting", ["https://example.org/a.json", "#" + "0" * 40, "file:///a.json#ABC"])
+def test_alpaca_setting_must_be_a_url_and_a_git_blob_sha1(setting, monkeypatch):
+    monkeypatch.setenv(ALPACA_52K_ENV, setting)
+    with pytest.raises(ValueError, match="MINIGPT_ALPACA_52K must be '<url>#<git blob SHA-1>'"):
+        alpaca_52k_source()
+
+
+def test_failed_alpaca_download_says_what_it_fetched(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path / "cache"))
+    missing = (tmp_path / "nowhere.json").as_uri()
+    with pytest.raises(OSError, match=f"downloading Stanford Alpaca's 52k records from {missing} failed"):
+        download_alpaca_52k(PinnedDownload(missing, "0" * 40), verbose=False)
+
+
+def test_alpaca_download_has_a_timeout(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path / "cache"))
+    seen = {}
+
+    def urlopen(url, timeout=None):
+        seen["timeout"] = timeout
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(instruct.urllib.request, "urlopen", urlopen)
+    with pytest.raises(OSError, match="from https://example.org/alpaca.json failed: timed out"):
+        download_alpaca_52k(PinnedDownload("https://example.org/alpaca.json", "0" * 40), verbose=False)
+    assert seen["timeout"] == DOWNLOAD_TIMEOUT_S
+
+
+def test_training_records_use_every_alpaca_record_served(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path / "cache"))
+    served, setting = alpaca_file(tmp_path, 37)
+    monkeypatch.setenv(ALPACA_52K_ENV, setting)
+    tasks, shipped = make_tasks(70), load_instruction_data(verbose=False)
+    run = replace(make_run("stand-in", "cpu"), alpaca_52k=True)
+    records = training_records(tasks, shipped, run)
+    assert len(records) == len(tasks) + run.shipped + len(served)
+    assert records[: len(tasks)] == tasks and records[-len(served) :] == served
+    assert "Stanford Alpaca: 37 records added" in capsys.readouterr().out
+    # Without Alpaca's records in the run, or when they cannot be had, the rest is the same.
+    assert training_records(tasks, shipped, make_run("stand-in", "cpu")) == records[: -len(served)]
+    monkeypatch.setenv(ALPACA_52K_ENV, (tmp_path / "nowhere.json").as_uri() + "#" + "0" * 40)
+    assert training_records(tasks, shipped, run, verbose=False) == records[: -len(served)]
+    assert "could not be used (downloading Stanford Alpaca's 52k records from file:" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# The run: chosen from the device and its free memory
+
+
+@pytest.fixture
+def t4(monkeypatch):
+    """A CUDA device as PyTorch reports a Colab T4 (no native bf16), without a GPU."""
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    return torch.device("cuda")
+
+
+def test_cpu_and_apple_gpu_fine_tune_the_stand_in_or_gpt2_when_asked():
+    for device in ("cpu", "mps"):
+        choice = choose_run(device)
+        assert choice.run == make_run("stand-in", device)
+        assert (choice.run.steps, choice.run.batch_size, choice.run.max_length, choice.run.lr) == (200, 8, 128, 2e-3)
+        assert choice.run.precision == "fp32" and not choice.run.alpaca_52k
+        assert f"no CUDA GPU ({device})" in choice.reason and "gpt2_on_cpu=True" in choice.reason
+        gpt2 = choose_run(device, gpt2_on_cpu=True)
+        assert (gpt2.run.base, gpt2.run.steps, gpt2.run.lr) == ("gpt2", 200, 5e-5)
+
+
+@pytest.mark.parametrize(
+    "free_gib, base, micro_batch",
+    [
+        (139.0, "gpt2-medium", 16),  # an H200
+        (14.6, "gpt2-medium", 8),  # a T4: GPT-2 medium, accumulating two micro-batches of 8
+        (7.5, "gpt2", 8),  # an 8 GB GPU
+        (4.0, "gpt2", 4),
+        (1.5, "stand-in", 8),
+    ],
+)
+def test_cuda_run_is_the_largest_that_fits(t4, free_gib, base, micro_batch):
+    free = int(free_gib * 2**30)
+    choice = choose_run(t4, free_bytes=free)
+    run = choice.run
+    assert (run.base, run.micro_batch, run.precision) == (base, micro_batch, "fp16")
+    assert f"a CUDA GPU with {free_gib:.2f} GiB free" in choice.reason
+    if base == "stand-in":
+        assert "too little for GPT-2" in choice.reason and run.steps == 200  # the stand-in's run everywhere
+    else:
+        assert run.memory().peak <= FREE_SHARE * free
+        assert (run.steps, run.batch_size, run.max_length, run.alpaca_52k) == (1500, 16, 256, True)
+        assert run.train_config().grad_accum_steps == 16 // micro_batch
+    larger = [b for b in MICRO_BATCHES if b > micro_batch]
+    if base == "gpt2-medium" and larger:  # every larger micro-batch was too large
+        assert all(make_run(base, t4, b).memory().peak > FREE_SHARE * free for b in larger)
+
+
+def test_cuda_free_memory_is_measured_when_not_given(t4, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (int(14.6 * 2**30), 15 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    assert choose_run(t4).run == make_run("gpt2-medium", t4, micro_batch=8)
+
+
+def test_gpu_with_native_bf16_trains_in_bf16(monkeypatch):
+    monkeypatch.setattr(train, "native_bf16", lambda device: True)
+    assert choose_run("cuda", free_bytes=80 * 2**30).run.precision == "bf16"
+
+
+def test_run_train_config():
+    config = make_run("stand-in", "cpu").train_config(seed=7)
+    assert (config.max_steps, config.batch_size, config.grad_accum_steps, config.lr) == (200, 8, 1, 2e-3)
+    assert (config.warmup_steps, config.eval_interval, config.eval_windows, config.seed) == (8, 50, 32, 7)
+
+
+def test_run_with_a_given_precision_needs_no_device_query(monkeypatch):
+    monkeypatch.setattr(train, "native_bf16", lambda device: pytest.fail("the device was queried"))
+    run = make_run("gpt2-medium", "cuda", micro_batch=8, precision="fp16")
+    assert (run.micro_batch, run.batch_size, run.precision, run.steps) == (8, 16, "fp16", 1500)
+
+
+def test_run_memory_is_the_estimate_for_its_base_model():
+    run = make_run("stand-in", "cpu")
+    shape = GPTConfig(block_size=256, n_layer=4, n_head=4, n_embd=96)
+    assert base_config("stand-in") == shape
+    assert run.memory() == training_memory(shape, 8, 128, "fp32", other_models=1)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: make_run("gpt3", "cpu"), "no fine-tuning run for 'gpt3'"),
+        (lambda: base_config("gpt3"), "unknown base model 'gpt3'"),
+        (lambda: replace(make_run("stand-in", "cpu"), micro_batch=3), "not a multiple of micro_batch=3"),
+        (lambda: choose_run("cuda", free_bytes=-1), "free_bytes must be a number of bytes"),
+    ],
+)
+def test_run_bad_input(call, message, monkeypatch):
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 # ---------------------------------------------------------------------------------------------
