@@ -16,7 +16,7 @@ from .generate import Generation, generate, stream
 from .instruct import InstructionDataset, format_prompt, load_instruction_data, make_tasks
 from .model import GPT, CausalSelfAttention, GPTConfig, KVCache
 from .notebook import progress, setup_figures
-from .pretrained import BaseModel, from_pretrained, load_base_model, save_pretrained
+from .pretrained import BaseModel, check_quality, from_pretrained, load_base_model, save_pretrained
 from .sampling import SamplingRule, apply_temperature, greedy, top_k_filter, top_p_filter
 from .tokenizer import CharTokenizer, gpt2_tokenizer
 from .utils import choose_device, set_seed
@@ -42,6 +42,7 @@ __all__ = [
     "KVCache",
     "SamplingRule",
     "apply_temperature",
+    "check_quality",
     "choose_device",
     "counted_losses",
     "counted_ngram_loss",
