@@ -102,10 +102,6 @@ WHEELS = """
 PLATFORMS = "manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64".split()
 
 
-class OutOfTime(Exception):
-    """A part's time limit was reached."""
-
-
 # --- the log and the results ------------------------------------------------------------------------
 
 
@@ -199,28 +195,32 @@ def environment(**changes: str | None):
                 os.environ[key] = value
 
 
-def run_process(
-    command: list[str], limit_s: float, results: Results, env: dict
-) -> tuple[int | None, str, float]:
-    """Run `command` from the repository's root for at most limit_s; its exit status (None if it was
-    stopped), its output (also logged) and its runtime. A stopped command's children go too: a
-    Jupyter kernel runs in a session of its own, out of reach of a signal to its parent's group."""
-    results.log(f"$ {' '.join(command)}   (limit {limit_s:.0f} s)")
-    start = time.monotonic()
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        output, _ = process.communicate(timeout=limit_s)
-        status = process.returncode
-    except subprocess.TimeoutExpired:
-        for child in psutil.Process(process.pid).children(recursive=True):
-            child.kill()
-        process.kill()
-        output, _ = process.communicate()
-        status = None
-    results.log(output)
-    return status, output, time.monotonic() - start
+class Process:
+    """A command running from the repository's root, its output going to a file in `work`."""
+
+    def __init__(self, name: str, command: list[str], env: dict, work: Path, results: Results):
+        self.name, self.results = name, results
+        self.output_file = work / f"{name}.out"
+        results.log(f"$ {' '.join(command)}")
+        self.start = time.monotonic()
+        with open(self.output_file, "w") as output:
+            self.popen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+    def finish(self, until: float) -> tuple[int | None, str, float]:
+        """Wait until time.monotonic() reaches `until` at most; the exit status (None if it had to be
+        stopped), the output (also logged) and the runtime. A stopped command's children go too: a
+        Jupyter kernel runs in a session of its own, out of reach of a signal to its parent's group."""
+        try:
+            status = self.popen.wait(timeout=max(until - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            for child in psutil.Process(self.popen.pid).children(recursive=True):
+                child.kill()
+            self.popen.kill()
+            self.popen.wait()
+            status = None
+        output = self.output_file.read_text(errors="replace")
+        self.results.log(output)
+        return status, output, time.monotonic() - self.start
 
 
 def child_env(ipython_dir: Path, peak_file: Path, **extra: str) -> dict:
@@ -394,11 +394,13 @@ def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit
     results.log(text)
     record["online"] = "Using OpenAI's GPT-2" in text
     said = re.compile(r"GiB|GPU|Alpaca|Hub|stand-in|" + STEP_CAP_TAG)  # the chapter's lines about its run
-    record["chapter_lines"] = [line for line in text.splitlines() if said.search(line)][:20]
+    lines = [line for line in text.splitlines() if said.search(line) and not line.startswith(PROBE_TAG)]
+    record["chapter_lines"] = lines[:20]
     probe = [line for line in text.splitlines() if line.startswith(PROBE_TAG)]
     kernel = read_peak(peak_file)
     record["max_memory_allocated"] = kernel.get("max_memory_allocated")
     record["max_memory_reserved"] = kernel.get("max_memory_reserved")
+    record["limits_in_kernel"] = kernel.get("t4_limits", "not recorded: the start-up file did not run")
     if probe:
         record |= judge_chapter7(json.loads(probe[-1][len(PROBE_TAG) :]), args.device)
     return record
@@ -435,35 +437,53 @@ def judge_chapter7(probe: dict, device: str) -> dict:
 
 
 def execute_with_limit(nb, limit_s: float, results: Results) -> dict:
-    """Execute `nb` in place in a fresh kernel, stopping it once limit_s have passed; how it went."""
+    """Execute `nb` in place in a fresh kernel for at most limit_s in all; how it went."""
     start = time.monotonic()
 
-    def stop_when_late(cell, cell_index) -> None:
-        if time.monotonic() - start > limit_s:
-            raise OutOfTime(f"{limit_s:.0f} s passed before cell {cell_index}")
+    def time_left(cell) -> int:  # each cell may run for what is left of the chapter's time
+        return max(int(limit_s - (time.monotonic() - start)), 1)
 
     client = NotebookClient(
         nb,
-        timeout=max(int(limit_s), 1),  # per cell; the chapter as a whole is held to it by the hook
+        timeout_func=time_left,
         iopub_timeout=60,
         kernel_name="python3",
         record_timing=True,
-        on_cell_start=stop_when_late,
         resources={"metadata": {"path": str(CHAPTER_7.parent)}},  # the chapters' folder, as in Jupyter
     )
     outcome = {"result": "passed"}
     try:
         client.execute()
-    except (CellControlSignal, DeadKernelError, OutOfTime, TimeoutError) as error:
-        outcome = {"result": "failed", "error": last_line(str(error)) or type(error).__name__}
+    except (CellControlSignal, DeadKernelError, TimeoutError) as error:
+        # a cell's error as "ValueError: ...", a time-out or a dead kernel by its message's first line
+        said = f"{error.ename}: {error.evalue}" if hasattr(error, "ename") else first_line(str(error))
+        outcome = {"result": "failed", "error": said}
     outcome["seconds"] = round(time.monotonic() - start, 1)
     results.say(f"  {outcome['result']} in {outcome['seconds']:.0f} s {outcome.get('error', '')}")
     return outcome
 
 
+def text_lines(text: str) -> list[str]:
+    """The non-blank lines of `text`, without terminal colours (a JUnit report writes ESC as "#x1B")."""
+    plain = re.sub(r"(\x1b|#x1B)\[[0-9;]*m", "", text)
+    return [line.strip() for line in plain.splitlines() if line.strip()]
+
+
+def first_line(text: str) -> str:
+    return next(iter(text_lines(text)), "")[:300]
+
+
 def last_line(text: str) -> str:
-    lines = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+    return (text_lines(text) or [""])[-1][:300]
+
+
+def failure_summary(message: str) -> str:
+    """A failed test's message in one line: for a notebook cell, nbval's reason ("Cell 3: Cell outputs
+    differ") and the last lines of its diff or traceback; for a unit test, its first and last lines."""
+    lines = text_lines(message)
+    if lines and lines[0] == "Notebook cell execution failed":
+        return " | ".join(lines[1:2] + lines[-4:])[:400]
+    return " | ".join(dict.fromkeys(lines[:1] + lines[-1:]))[:400]
 
 
 # --- 2. chapters under nbval; 3. unit tests ------------------------------------------------------------
@@ -481,41 +501,62 @@ def junit_counts(path: Path) -> dict:
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
         if problem is not None:
             message = problem.get("message") or problem.text or ""
-            failing.append({"cell": case.get("name"), "message": last_line(message)})
+            failing.append({"cell": case.get("name"), "message": failure_summary(message)})
         elif case.find("skipped") is not None:
             skipped += 1
     passed = len(cases) - len(failing) - skipped
     return {"passed": passed, "failed": len(failing), "skipped": skipped, "failing": failing}
 
 
-def pytest_part(
-    name: str,
-    pytest_args: list[str],
-    limit_s: float,
-    env: dict,
-    peak_file: Path,
-    work: Path,
-    results: Results,
-) -> dict:
-    """Run pytest with `pytest_args` for at most limit_s; result, counts, failures, runtime, peak memory."""
-    report = work / f"{name}.xml"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
-    command += pytest_args
-    status, output, seconds = run_process(command, limit_s, results, env)
-    counts = junit_counts(report)
+def start_pytest(name: str, pytest_args: list[str], env: dict, work: Path, results: Results) -> Process:
+    """pytest with `pytest_args`, started; its JUnit report goes to work/NAME.xml (see pytest_result).
+    Verbose, so that a run stopped before it writes the report still shows each test's outcome."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={work / name}.xml",
+    ]
+    return Process(name, command + pytest_args, env, work, results)
+
+
+def outcomes_shown(output: str) -> dict:
+    """Passed, failed and skipped tests as pytest -v printed them (for a run stopped before its report)."""
+    shown = re.findall(r"^(\S+::.+?) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", output, re.M)
+    failed = [test.rsplit("::", 1)[1] for test, outcome in shown if outcome in ("FAILED", "ERROR")]
+    failing = [{"cell": test, "message": "(stopped before its report)"} for test in failed]
+    skipped = sum(outcome == "SKIPPED" for _, outcome in shown)
+    return {
+        "passed": len(shown) - len(failing) - skipped,
+        "failed": len(failing),
+        "skipped": skipped,
+        "failing": failing,
+    }
+
+
+def pytest_result(process: Process, until: float, peak_file: Path, work: Path) -> dict:
+    """Wait for a pytest run until `until`; its result, counts, failures, runtime and peak memory."""
+    status, output, seconds = process.finish(until)
+    counts = junit_counts(work / f"{process.name}.xml") or outcomes_shown(output)
     result = "timed out" if status is None else "passed" if status == 0 else "failed"
     if status not in (None, 0, 1):
         result = f"error (pytest exit status {status}): {last_line(output)}"
     peak = read_peak(peak_file)
     record = {"result": result, "seconds": round(seconds, 1), **counts}
     record |= {key: peak.get(key) for key in ("max_memory_allocated", "max_memory_reserved")}
+    record["limits_in_process"] = peak.get("t4_limits", "not recorded: t4_limits did not run there")
     if status is None and peak.get("cells"):
-        record["last_cell_finished"] = peak["cells"][-1][0]  # the execution count of the last cell that ended
+        record["cells_finished"] = peak["cells"][-1][
+            :2
+        ]  # how many cells ended, and the last one's first line
     passed, failed = counts.get("passed", 0), counts.get("failed", 0)
     peak_text = gib(record["max_memory_allocated"])
-    results.say(f"  {result} in {seconds:.0f} s: {passed} passed, {failed} failed; peak {peak_text}")
+    process.results.say(f"  {result} in {seconds:.0f} s: {passed} passed, {failed} failed; peak {peak_text}")
     for failure in counts.get("failing", []):
-        results.say(f"    {failure['cell']}: {failure['message'][:200]}")
+        process.results.say(f"    {failure['cell']}: {failure['message'][:200]}")
     return record
 
 
@@ -527,11 +568,13 @@ def toc_chapters() -> list[Path]:
 # --- 4. the generation benchmark --------------------------------------------------------------------
 
 
-def benchmark(args, results: Results, env: dict, limit_s: float) -> dict:
+def benchmark(args, results: Results, env: dict, work: Path, limit_s: float) -> dict:
     """Part 4: scripts/benchmark_generation.py on the device, under the T4's limits; its table parsed."""
     command = [sys.executable, str(SCRIPTS / "t4_limits.py"), str(SCRIPTS / "benchmark_generation.py")]
     command += ["--device", args.device, *args.benchmark_args]
-    status, output, seconds = run_process(command, limit_s, results, env)
+    status, output, seconds = Process("benchmark", command, env, work, results).finish(
+        time.monotonic() + limit_s
+    )
     rows = [
         {"batch": int(m[1]), "case": m[2].strip(), "seconds": float(m[3]), "tokens_per_s": float(m[4])}
         for m in re.finditer(r"^\s*(\d+)  (\S.*?)\s+([\d.]+)\s+([\d.]+)\s*$", output, re.M)
@@ -573,10 +616,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="folder for the results (created)")
     parser.add_argument("--deadline-s", type=float, default=480, help="stop starting parts after this (s)")
     parser.add_argument(
-        "--reserve-s",
-        type=float,
-        default=100,
-        help="seconds the chapters leave for the unit tests and benchmark",
+        "--reserve-s", type=float, default=60, help="seconds the chapters leave for the benchmark"
     )
     parser.add_argument("--cap-gib", type=float, help="memory cap in GiB (default: t4_limits' 14.5)")
     parser.add_argument("--chapters", nargs="*", type=Path, help="default: all (cuda), Chapter 1 (cpu)")
@@ -587,16 +627,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hub-root", type=Path, default=Path(tempfile.gettempdir()) / "minigpt-local-hub")
     parser.add_argument("--unit-tests", nargs="*", help="default: code/tests; cpu: code/tests/test_model.py")
     parser.add_argument("--unit-limit-s", type=float, default=150)
-    parser.add_argument("--benchmark-args", nargs="*", help="default: none (cuda), --new-tokens 20 (cpu)")
+    parser.add_argument("--benchmark-args", nargs="*", help="default: none; cpu: --new-tokens 8")
     parser.add_argument("--benchmark-limit-s", type=float, default=120)
     parts = ["ch7", "chapters", "unit", "benchmark"]
     parser.add_argument("--parts", nargs="+", default=parts, choices=parts, help="which parts (default: all)")
     parser.add_argument("--fetch-wheels", action="store_true", help="download WHEELS into .whl/ and stop")
     args = parser.parse_args(argv)
     cpu = args.device == "cpu"
-    args.chapters = args.chapters or ([ROOT / "chapters/01_bigram.ipynb"] if cpu else toc_chapters())
+    chosen = [chapter.resolve() for chapter in args.chapters or []]
+    args.chapters = chosen or ([ROOT / "chapters/01_bigram.ipynb"] if cpu else toc_chapters())
     args.unit_tests = args.unit_tests or ["code/tests/test_model.py" if cpu else "code/tests"]
-    args.benchmark_args = args.benchmark_args or (["--new-tokens", "20"] if cpu else [])
+    args.benchmark_args = args.benchmark_args or (["--new-tokens", "8"] if cpu else [])
     args.ch7_steps = args.ch7_steps or (5 if cpu else 200)
     if not args.fetch_wheels and args.out is None:
         parser.error("--out is required")
@@ -648,38 +689,39 @@ def main(argv: list[str]) -> int:
                 results.record("chapter7_online", chapter7_online(args, results, work, ipython_dir, limit))
 
             part("chapter7_online", args.ch7_limit_s, 0, run_chapter7)
+        benchmark_reserve = args.reserve_s if "benchmark" in args.parts else 0
+        if "unit" in args.parts:  # beside the chapters: other processes, on the same GPU
+            unit_peak = work / "peak-unit.json"
+            env = child_env(ipython_dir, unit_peak)
+            env["PYTHONPATH"] += os.pathsep + str(SCRIPTS)  # for -p t4_limits
+            unit_args = [*args.unit_tests, "-m", "cuda", "--device", args.device, "-p", "t4_limits"]
+            results.say("== unit_tests, beside the chapters")
+            unit = start_pytest("unit", unit_args, env, work, results)
         if "chapters" in args.parts:
             chapters: list[dict] = []
             for chapter in args.chapters:
-                peak_file = work / f"peak-{chapter.stem}.json"
-                env = child_env(ipython_dir, peak_file)
-                nbval = [str(chapter.relative_to(ROOT))]
 
-                def run_chapter(limit, chapter=chapter, env=env, nbval=nbval, peak_file=peak_file):
-                    nbval.append(f"--nbval-cell-timeout={int(limit)}")
-                    record = pytest_part(chapter.stem, nbval, limit, env, peak_file, work, results)
+                def run_chapter(limit, chapter=chapter):
+                    peak_file = work / f"peak-{chapter.stem}.json"
+                    nbval = [str(chapter.relative_to(ROOT)), f"--nbval-cell-timeout={int(limit)}"]
+                    env = child_env(ipython_dir, peak_file)
+                    process = start_pytest(chapter.stem, nbval, env, work, results)
+                    record = pytest_result(process, time.monotonic() + limit, peak_file, work)
                     chapters.append({"chapter": chapter.stem, **record})
                     results.record("chapters", chapters)
 
-                part(chapter.stem, args.chapter_limit_s, args.reserve_s, run_chapter)
+                part(chapter.stem, args.chapter_limit_s, benchmark_reserve, run_chapter)
         if "unit" in args.parts:
-            peak_file = work / "peak-unit.json"
-            env = child_env(ipython_dir, peak_file)
-            env["PYTHONPATH"] += os.pathsep + str(SCRIPTS)  # for -p t4_limits
-            unit = [*args.unit_tests, "-m", "cuda", "--device", args.device, "-p", "t4_limits"]
-
-            def run_unit_tests(limit):
-                results.record("unit_tests", pytest_part("unit", unit, limit, env, peak_file, work, results))
-
-            part("unit_tests", args.unit_limit_s, 0, run_unit_tests)
+            until = min(unit.start + args.unit_limit_s, deadline - benchmark_reserve)
+            results.say(f"== unit_tests (waiting at most {max(until - time.monotonic(), 0):.0f} s more)")
+            results.record("unit_tests", pytest_result(unit, until, unit_peak, work))
         if "benchmark" in args.parts:
             env = child_env(ipython_dir, work / "peak-benchmark.json")
-            part(
-                "benchmark",
-                args.benchmark_limit_s,
-                0,
-                lambda limit: results.record("benchmark", benchmark(args, results, env, limit)),
-            )
+
+            def run_benchmark(limit):
+                results.record("benchmark", benchmark(args, results, env, work, limit))
+
+            part("benchmark", args.benchmark_limit_s, 0, run_benchmark)
     results.record("not_run", not_run)
     results.say(f"done in {time.monotonic() - results.start:.0f} s; {args.out / 'gpu_check.md'}")
     return 0

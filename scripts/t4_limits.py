@@ -101,7 +101,9 @@ class PeakRecorder:
     def __init__(self, path: str | os.PathLike, settings: dict):
         self.path = Path(path)
         self.settings = settings
-        self.cells: list[list] = []  # [execution count, peak allocated after that cell]
+        self.cells: list[
+            list
+        ] = []  # per cell run: [its number from 1, its first line, peak allocated after it]
         self.lock = threading.Lock()
 
     def write(self, running: bool = False) -> None:
@@ -112,7 +114,8 @@ class PeakRecorder:
             os.replace(partial, self.path)  # a reader never sees half a file
 
     def after_cell(self, result) -> None:
-        self.cells.append([result.execution_count, peaks()["max_memory_allocated"]])
+        first_line = result.info.raw_cell.strip().split("\n", 1)[0][:80] if result.info else ""
+        self.cells.append([len(self.cells) + 1, first_line, peaks()["max_memory_allocated"]])
         self.write()
 
     def every_few_seconds(self) -> None:
