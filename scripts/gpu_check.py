@@ -318,15 +318,17 @@ def fp16_matmul_tflops(n: int = 8192, repeats: int = 10) -> float:
 def chapter7_cells(nb, steps: int) -> None:
     """Cut Chapter 7 after the cell that fine-tunes, cap the run's steps, and add the probe, in place.
 
-    The step cap goes right after the cell that chooses `run`; the probe prints, as one JSON line, the
-    run, the chapter's memory estimate for it, the last Trainer's steps and seconds, and the peak."""
+    The cap goes right after the cell that sets `run`; the cut after the first cell that trains a run
+    to its end (`.train()`). The probe prints, as one JSON line, the run, the chapter's estimate of its
+    peak memory (`run.memory()`), the fine-tuning runs' steps and seconds (their histories) and the
+    chapter's own step-time and memory measurements where it makes them, and the peak."""
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     chooses = [i for i in code if re.search(r"^run\s*=", nb.cells[i].source, re.M)]
-    trains = [i for i in code if "Trainer(" in nb.cells[i].source]
-    if not chooses or not trains or trains[0] < chooses[0]:
+    trains = [i for i in code if ".train()" in nb.cells[i].source and chooses and i > chooses[0]]
+    if not chooses or not trains:
         raise ValueError(
-            f"{CHAPTER_7.name}: expected a cell that sets `run = ...` and a later one that builds a Trainer; "
-            f"found run in cells {chooses} and Trainer( in cells {trains}"
+            f"{CHAPTER_7.name}: expected a code cell that sets `run = ...` and a later one that calls "
+            f"`.train()`; found `run =` in cells {chooses} and `.train()` after it in cells {trains}"
         )
     cap = nbformat.v4.new_code_cell(
         textwrap.dedent(f"""\
@@ -343,15 +345,19 @@ def chapter7_cells(nb, steps: int) -> None:
         textwrap.dedent(f"""\
             import json as _json
             import torch as _torch
-            _cuda = _torch.cuda.is_available()
+            _cuda, _g = _torch.cuda.is_available(), globals()
+            _last = [history[-1] for history in histories.values()]  # each run's last evaluation
             print("{PROBE_TAG}" + _json.dumps(dict(
                 run=_dc.asdict(run) if _dc.is_dataclass(run) else dict(run),
                 chapter_steps=_gpu_check_steps,
                 estimate_bytes=run.memory().peak if hasattr(run, "memory") else None,
                 base_params=base_model.num_params(),
                 base_shape=[base_model.config.n_layer, base_model.config.n_head, base_model.config.n_embd],
-                precision=trainer.precision, steps=trainer.step, train_seconds=trainer.train_seconds,
-                tokens_per_step=trainer.tokens_per_step,
+                runs=len(_last), steps=sum(row["step"] for row in _last),
+                train_seconds=sum(row["seconds"] for row in _last),
+                chapter_step_seconds=_g.get("step_s"), chapter_evaluation_seconds=_g.get("evaluation_s"),
+                chapter_step_estimate_bytes=getattr(_g.get("estimate"), "peak", None),
+                chapter_step_measured_bytes=_g.get("during_step"),
                 max_memory_allocated=_torch.cuda.max_memory_allocated() if _cuda else None,
                 max_memory_reserved=_torch.cuda.max_memory_reserved() if _cuda else None,
             )))
@@ -365,16 +371,36 @@ def stream_text(nb) -> str:
     return "".join(output.get("text", "") for output in outputs if output.get("output_type") == "stream")
 
 
+def long_alpaca(path: Path) -> Path:
+    """Records in Alpaca's format for the local Hub to serve as Alpaca's 52k: the shipped records, and
+    each again with an output lengthened past 1,500 characters (the next records' outputs appended).
+
+    Real Alpaca has records longer than Chapter 7's 256 tokens, and over a run's 1,500 steps of 16
+    records some batch holds one, so the run's peak comes from a batch at its full length; here half
+    the records are that long, so the first steps already show that peak."""
+    from minigpt.instruct import load_instruction_data
+
+    shipped = load_instruction_data(verbose=False)
+    lengthened = []
+    for i, record in enumerate(shipped):
+        output, j = record["output"], i
+        while len(output) < 1500:
+            j += 1
+            output += " " + shipped[j % len(shipped)]["output"]
+        lengthened.append({**record, "output": output})
+    path.write_text(json.dumps(shipped + lengthened), encoding="utf-8")
+    return path
+
+
 def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit_s: float) -> dict:
     """Part 1 (see the module's docstring)."""
-    from minigpt.data import data_path
-    from minigpt.instruct import INSTRUCTION_DATA, git_blob_sha1
+    from minigpt.instruct import git_blob_sha1
 
     start = time.monotonic()
     results.say(f"writing random GPT-2 checkpoints ({', '.join(args.hub_sizes)}) into {args.hub_root} ...")
     write_random_gpt2(args.hub_root, args.hub_sizes)
     results.say(f"  done in {time.monotonic() - start:.0f} s")
-    records = data_path(INSTRUCTION_DATA, False)  # the shipped records, served as Alpaca's 52k stand in
+    records = long_alpaca(work / "alpaca_data.json")
     nb = nbformat.read(CHAPTER_7, as_version=4)
     chapter7_cells(nb, args.ch7_steps)
     peak_file = work / "peak-ch7-online.json"
@@ -393,9 +419,9 @@ def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit
     text = stream_text(nb)
     results.log(text)
     record["online"] = "Using OpenAI's GPT-2" in text
-    said = re.compile(r"GiB|GPU|Alpaca|Hub|stand-in|" + STEP_CAP_TAG)  # the chapter's lines about its run
+    said = re.compile(r"GiB|GPU|Alpaca|Hub|stand-in|because|step|minutes|" + STEP_CAP_TAG)  # about its run
     lines = [line for line in text.splitlines() if said.search(line) and not line.startswith(PROBE_TAG)]
-    record["chapter_lines"] = lines[:20]
+    record["chapter_lines"] = lines[:25]
     probe = [line for line in text.splitlines() if line.startswith(PROBE_TAG)]
     kernel = read_peak(peak_file)
     record["max_memory_allocated"] = kernel.get("max_memory_allocated")
@@ -403,6 +429,9 @@ def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit
     record["limits_in_kernel"] = kernel.get("t4_limits", "not recorded: the start-up file did not run")
     if probe:
         record |= judge_chapter7(json.loads(probe[-1][len(PROBE_TAG) :]), args.device)
+    for key in ("result", "error", "online", "summary", "step_seconds_measured", "t4_estimate"):
+        if key in record:
+            results.say(f"  {key}: {record[key]}")
     return record
 
 
@@ -411,18 +440,16 @@ def judge_chapter7(probe: dict, device: str) -> dict:
     the cap; the step time measured, and scaled to a T4 by the datasheets' fp16 throughput."""
     judged = dict(probe)
     peak, estimate, cap = probe["max_memory_allocated"], probe["estimate_bytes"], t4_limits.cap_bytes()
-    steps = max(probe["steps"], 1)
-    step_s = probe["train_seconds"] / steps
+    step_s = probe["train_seconds"] / max(probe["steps"], 1)
     judged["step_seconds_measured"] = round(step_s, 4)
     if device == "cuda":
         ratio = H200_FP16_TFLOPS / T4_FP16_TFLOPS
-        t4_step = step_s * ratio
-        judged["t4_step_seconds_estimated"] = (
-            f"{t4_step:.3f} s (measured x {ratio:.1f}, {H200_FP16_TFLOPS:g} / {T4_FP16_TFLOPS:g} TFLOPS)"
-        )
-        steps_in_chapter = probe["chapter_steps"]
-        judged["t4_fine_tuning_minutes_estimated"] = (
-            f"{t4_step * steps_in_chapter / 60:.0f} per fine-tuning of {steps_in_chapter} steps"
+        chapter_step_s = probe["chapter_step_seconds"] or step_s  # the chapter's own timing, if it makes one
+        full = 2 * probe["chapter_steps"]  # two fine-tuning runs, evaluations not counted
+        judged["t4_estimate"] = (
+            f"a step {chapter_step_s * ratio:.2f} s (the {chapter_step_s:.3f} s measured here x {ratio:.1f}, "
+            f"{H200_FP16_TFLOPS:g} / {T4_FP16_TFLOPS:g} TFLOPS of fp16): both runs' {full} steps about "
+            f"{full * chapter_step_s * ratio / 60:.0f} minutes on a T4, evaluations not counted"
         )
     if peak is not None and estimate:
         judged["peak_over_estimate"] = round(peak / estimate, 3)
