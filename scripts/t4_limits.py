@@ -96,26 +96,37 @@ def peaks() -> dict:
 
 
 class PeakRecorder:
-    """Writes this process's peak memory, and the peak after each finished cell, to a JSON file."""
+    """Writes this process's peak memory, and the peak after each finished cell, to a JSON file.
+
+    The peaks written are the highest seen in any sample (after each cell, every few seconds), so a
+    reset of PyTorch's peak statistics in between (`minigpt.memory.peak_allocated` makes one) lowers
+    nothing; only a peak reached and reset between two samples would be missed."""
 
     def __init__(self, path: str | os.PathLike, settings: dict):
         self.path = Path(path)
         self.settings = settings
-        self.cells: list[
-            list
-        ] = []  # per cell run: [its number from 1, its first line, peak allocated after it]
+        self.highest: dict = peaks()
+        self.cells: list[list] = []  # per cell run: [its number from 1, its first line, highest after it]
         self.lock = threading.Lock()
 
+    def sample(self) -> dict:
+        with self.lock:
+            for key, value in peaks().items():
+                if value is not None:
+                    self.highest[key] = max(value, self.highest[key] or 0)
+            return dict(self.highest)
+
     def write(self, running: bool = False) -> None:
+        highest = self.sample()
         with self.lock:  # the timer thread and the kernel's main thread
-            record = {"t4_limits": self.settings, **peaks(), "cells": self.cells, "running": running}
+            record = {"t4_limits": self.settings, **highest, "cells": self.cells, "running": running}
             partial = self.path.with_suffix(".part")
             partial.write_text(json.dumps(record))
             os.replace(partial, self.path)  # a reader never sees half a file
 
     def after_cell(self, result) -> None:
         first_line = result.info.raw_cell.strip().split("\n", 1)[0][:80] if result.info else ""
-        self.cells.append([len(self.cells) + 1, first_line, peaks()["max_memory_allocated"]])
+        self.cells.append([len(self.cells) + 1, first_line, self.sample()["max_memory_allocated"]])
         self.write()
 
     def every_few_seconds(self) -> None:
