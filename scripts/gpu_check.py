@@ -8,7 +8,7 @@ Made for one run on a borrowed GPU machine with no network (Python 3.12, with Py
 and pytest but not the Jupyter packages): fetch the wheels here into .whl/ (--fetch-wheels, the
 versions in WHEELS), carry that folder, and there run
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl && export PYTHONPATH=/tmp/site && PYTHONUNBUFFERED=1 python3 scripts/gpu_check.py --out DIR
 
 Every process runs under a T4's limits (scripts/t4_limits.py: memory capped at 14.5 GiB, bf16
@@ -184,19 +184,19 @@ def markdown(data: dict) -> str:
 def environment(**changes: str | None):
     """os.environ with `changes` (None removes a variable) inside the block, as it was after it."""
     saved = {key: os.environ.get(key) for key in changes}
-    try:
-        for key, value in changes.items():
+
+    def put(settings: dict) -> None:
+        for key, value in settings.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+    put(changes)
+    try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        put(saved)
 
 
 class Process:
@@ -654,7 +654,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--chapter-limit-s", type=float, default=150, help="per chapter under nbval")
     parser.add_argument("--ch7-steps", type=int, help="fine-tuning steps of part 1 (default 200; cpu: 5)")
     parser.add_argument("--ch7-limit-s", type=float, default=180)
-    parser.add_argument("--hub-sizes", nargs="+", default=[GPT2_MEDIUM])
+    parser.add_argument(
+        "--hub-sizes", nargs="+", default=[GPT2_MEDIUM, "gpt2"], help="GPT-2s the local Hub serves"
+    )
     parser.add_argument("--hub-root", type=Path, default=Path(tempfile.gettempdir()) / "minigpt-local-hub")
     parser.add_argument("--unit-tests", nargs="*", help="default: code/tests; cpu: code/tests/test_model.py")
     parser.add_argument("--unit-limit-s", type=float, default=150)
