@@ -9,7 +9,9 @@ Training a `GPT` with the `Trainer` (AdamW, optionally under fp16/bf16 autocast)
     activations      what `GPT.forward` keeps for backward (counted in `activation_bytes`)
     logits and loss  the (B, T, vocab_size) logits, plus three float32 arrays of that size while the
                      loss's backward runs: the log-softmax output, its gradient, the logits' gradient
-    gradients        4 bytes a parameter, allocated as backward runs
+    gradients        4 bytes a parameter, allocated as backward runs, and at its end two more float32
+                     vocab_size x n_embd arrays: the tied embedding's gradient comes from the head and
+                     from the embedding, and the engine sums the two into a third
 
 The first five are all alive when backward starts, and that is the peak unless the gradients are
 larger: backward frees the activations as it allocates the gradients, so the two do not add up.
@@ -175,7 +177,7 @@ def training_memory(
         autocast_copies=HALF * linear_weight_count(config) if half else 0,
         activations=activation_bytes(config, batch_size, seq_len, precision),
         logits_and_loss=batch_size * seq_len * config.vocab_size * (logit_bytes + 3 * FLOAT32),
-        gradients=FLOAT32 * params,
+        gradients=FLOAT32 * (params + 2 * config.vocab_size * config.n_embd),
         other_models=other_models * FLOAT32 * params,
     )
 

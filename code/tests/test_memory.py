@@ -61,6 +61,8 @@ def measured_peak(config: GPTConfig, batch_size: int, seq_len: int, precision: s
         (dict(n_layer=2, n_head=4, n_embd=64, vocab_size=50257), 4, 64, "bf16", "logits_and_loss"),
         # a few short sequences on a wide model: the gradients outgrow the activations
         (dict(n_layer=2, n_head=4, n_embd=512, vocab_size=64), 2, 16, "fp32", "gradients"),
+        # the same with GPT-2's vocabulary: the tied matrix's gradient from the head and the embedding
+        (dict(n_layer=2, n_head=4, n_embd=256, vocab_size=50257), 1, 16, "fp32", "gradients"),
     ],
 )
 def test_estimate_is_within_25_percent_of_the_measured_peak(shape, batch_size, seq_len, precision, dominant):
@@ -92,7 +94,8 @@ def test_parts_and_peak():
     fp32 = training_memory(config, 8, 256, "fp32")
     fp16 = training_memory(config, 8, 256, "fp16", other_models=1)
     params = 354_823_168
-    assert (fp32.weights, fp32.adamw_moments, fp32.gradients) == (4 * params, 8 * params, 4 * params)
+    assert (fp32.weights, fp32.adamw_moments) == (4 * params, 8 * params)
+    assert fp32.gradients == 4 * params + 2 * 4 * 50257 * 1024  # and the tied matrix's two gradients, summed
     assert fp32.autocast_copies == 0 and fp16.autocast_copies == 2 * (12 * 1024**2 * 24 + 50257 * 1024)
     assert fp16.other_models == 4 * params
     assert fp32.logits_and_loss == 8 * 256 * 50257 * 16 and fp16.logits_and_loss == 8 * 256 * 50257 * 14
