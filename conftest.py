@@ -34,6 +34,12 @@ os.environ[PROGRESS_ENV] = "plain"
 
 
 def pytest_addoption(parser):
+    parser.addoption(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda", "mps"),
+        help="the device of the unit tests marked cuda (the `device` fixture); default: cpu",
+    )
     parser.addini(
         "nbval_output_timeout",
         "seconds nbval waits for each output message of a finished cell (nbval's own value is 5)",

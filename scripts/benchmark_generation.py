@@ -2,6 +2,7 @@
 
     python scripts/benchmark_generation.py                 # batch 1 and 8, 200 new tokens after 16
     python scripts/benchmark_generation.py --batch 1 --new-tokens 50
+    python scripts/benchmark_generation.py --device cuda
 
 Random weights (speed does not depend on their values), greedy decoding, no stop token, so every run
 makes exactly the same number of tokens. The same weights go into `transformers`' GPT-2 (through the
@@ -26,9 +27,11 @@ from minigpt import GPT, GPTConfig, generate
 from minigpt.pretrained import save_pretrained
 
 
-def timed(fn) -> tuple[float, torch.Tensor]:
+def timed(fn, device: torch.device) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
     tokens = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the GPU's work queued by the call, not only its launch
     return time.perf_counter() - start, tokens
 
 
@@ -70,20 +73,24 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=200)
     parser.add_argument("--plain-loop-batches", type=int, nargs="*", default=[1])
+    parser.add_argument("--device", default="cpu", help="cpu (the default), cuda or mps")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     torch.manual_seed(0)
     model = GPT(GPTConfig()).eval()  # GPT-2 small's shape: 12 layers, 12 heads, 768 wide, 50,257 tokens
-    reference = transformers_model(model)
+    reference = transformers_model(model).to(device)
+    model.to(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; GPT-2 124M shape, random weights"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; GPT-2 124M, random weights"
     )
     print(f"{args.new_tokens} new tokens after a {args.prompt_tokens}-token prompt, greedy\n")
     print(f"{'batch':>5}  {'case':<28} {'seconds':>8} {'tokens/s':>9}")
     for batch in args.batch:
         prompt = torch.randint(
             50257, (batch, args.prompt_tokens), generator=torch.Generator().manual_seed(batch)
-        )
+        ).to(device)
         n = args.new_tokens
         cases = {
             "minigpt, KV cache": lambda: generate(model, prompt, n, temperature=0).tokens,
@@ -106,7 +113,7 @@ def main() -> None:
             )
         rates, outputs = {}, {}
         for name, run in cases.items():
-            seconds, outputs[name] = timed(run)
+            seconds, outputs[name] = timed(run, device)
             rates[name] = batch * n / seconds
             print(f"{batch:>5}  {name:<28} {seconds:>8.2f} {rates[name]:>9.1f}", flush=True)
         ours = outputs["minigpt, KV cache"]

@@ -3,6 +3,24 @@ import pytest
 import torch
 
 
+def pytest_configure(config):
+    device = config.getoption("device")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda, but PyTorch sees no CUDA GPU on this machine")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:  # so that `-m cuda --device cuda` runs every test that takes the device
+        if "device" in getattr(item, "fixturenames", ()) and item.get_closest_marker("cuda") is None:
+            raise pytest.UsageError(f"{item.nodeid} takes the `device` fixture: mark it @pytest.mark.cuda")
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    """Where the tests marked cuda run: the CPU, unless pytest runs with --device cuda (or mps)."""
+    return torch.device(request.config.getoption("device"))
+
+
 @pytest.fixture(scope="session")
 def shakespeare() -> str:
     return minigpt.load_text(verbose=False)

@@ -1,3 +1,5 @@
+import copy
+
 import minigpt
 import pytest
 import torch
@@ -27,6 +29,12 @@ def model() -> GPT:
     return model.eval()
 
 
+@pytest.fixture(scope="module")
+def model_on_device(model, device) -> GPT:
+    """The same model on the device of the tests marked cuda (the CPU unless pytest --device cuda)."""
+    return copy.deepcopy(model).to(device)
+
+
 def prompts(batch: int, length: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(TINY.vocab_size, (batch, length), generator=torch.Generator().manual_seed(seed))
 
@@ -46,9 +54,11 @@ class CountingModel(nn.Module):
 # --- the KV cache ---------------------------------------------------------------------------------
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("batch", [1, 3])
-def test_cached_logits_equal_uncached_at_every_step(model, batch):
-    tokens = prompts(batch, TINY.block_size)
+def test_cached_logits_equal_uncached_at_every_step(model_on_device, device, batch):
+    model = model_on_device
+    tokens = prompts(batch, TINY.block_size).to(device)
     full, _ = model(tokens)  # (B, T, V): every position's logits without a cache
     cache = model.make_kv_cache(batch)
     prefill, _ = model(tokens[:, :5], cache=cache)  # the prompt in one pass
@@ -59,8 +69,10 @@ def test_cached_logits_equal_uncached_at_every_step(model, batch):
     assert cache.length == TINY.block_size
 
 
-def test_cache_accepts_several_new_positions_at_once(model):
-    tokens = prompts(2, 20)
+@pytest.mark.cuda
+def test_cache_accepts_several_new_positions_at_once(model_on_device, device):
+    model = model_on_device
+    tokens = prompts(2, 20).to(device)
     full, _ = model(tokens)
     cache = model.make_kv_cache(2)
     model(tokens[:, :7], cache=cache)
@@ -92,8 +104,10 @@ def test_last_only_returns_the_last_positions_logits(model):
         model(tokens, tokens, last_only=True)
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("batch", [1, 4])
-def test_cached_generation_equals_uncached(model, batch):
+def test_cached_generation_equals_uncached(model_on_device, batch):
+    model = model_on_device
     idx = prompts(batch, 6)
     cached = generate(model, idx, 15, temperature=0)
     uncached = generate(model, idx, 15, temperature=0, use_cache=False)
@@ -132,7 +146,9 @@ def test_greedy_picks_the_argmax_of_the_full_context(model):
         assert torch.equal(out.tokens[:, t], expected)
 
 
-def test_each_row_of_a_batch_is_generated_as_if_alone(model):
+@pytest.mark.cuda
+def test_each_row_of_a_batch_is_generated_as_if_alone(model_on_device):
+    model = model_on_device
     idx = prompts(3, 5, seed=7)
     batch = generate(model, idx, 12, temperature=0)
     for row in range(3):
@@ -143,8 +159,9 @@ def test_each_row_of_a_batch_is_generated_as_if_alone(model):
 # --- stop tokens ----------------------------------------------------------------------------------
 
 
-def test_batched_stop_tokens_end_each_row_on_its_own():
-    model = CountingModel(10)
+@pytest.mark.cuda
+def test_batched_stop_tokens_end_each_row_on_its_own(device):
+    model = CountingModel(10).to(device)
     idx = torch.tensor([[3], [7], [0]])  # reach the stop token 9 after 6, 2 and 9 new tokens
     out = generate(model, idx, 8, temperature=0, stop_tokens=9)
     assert out.lengths.tolist() == [7, 3, 9]  # prompt + new tokens (stop token included); row 2 never stops
@@ -169,7 +186,9 @@ def test_generation_ends_early_once_every_row_has_stopped():
     assert out.tokens.shape == (2, 4)  # as wide as the longest row, not 1 + 50
 
 
-def test_sampled_rows_stay_finished_and_lengths_are_right(model):
+@pytest.mark.cuda
+def test_sampled_rows_stay_finished_and_lengths_are_right(model_on_device):
+    model = model_on_device
     idx = prompts(8, 3, seed=1)
     stop = [0, 1, 2]  # 3 of 40 tokens: rows end at different steps
     out = generate(
@@ -195,7 +214,9 @@ def test_sampled_rows_stay_finished_and_lengths_are_right(model):
 # --- streaming, other models, bad input --------------------------------------------------------------
 
 
-def test_stream_yields_what_generate_returns(model):
+@pytest.mark.cuda
+def test_stream_yields_what_generate_returns(model_on_device):
+    model = model_on_device
     idx = prompts(1, 4, seed=2)
     options = dict(temperature=0.8, top_p=0.9, stop_tokens=[5, 6, 7])
     out = generate(model, idx, 30, generator=torch.Generator().manual_seed(4), **options)

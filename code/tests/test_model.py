@@ -18,9 +18,10 @@ def test_head_is_tied_to_the_token_embedding():
     assert model.lm_head.weight is model.transformer.wte.weight
 
 
-def test_shapes_and_loss():
-    model = GPT(TINY)
-    idx = torch.randint(50, (3, 16))
+@pytest.mark.cuda
+def test_shapes_and_loss(device):
+    model = GPT(TINY).to(device)
+    idx = torch.randint(50, (3, 16)).to(device)
     logits, loss = model(idx)
     assert logits.shape == (3, 16, 50) and loss is None
     _, loss = model(idx, idx)
@@ -36,10 +37,11 @@ def test_loss_at_initialisation_is_close_to_ln_vocab_size():
     assert abs(loss.item() - math.log(65)) < 0.05  # small init: nearly uniform predictions
 
 
-def test_causality_future_tokens_do_not_change_earlier_logits():
+@pytest.mark.cuda
+def test_causality_future_tokens_do_not_change_earlier_logits(device):
     set_seed(0)
-    model = GPT(TINY).eval()
-    idx = torch.randint(50, (2, 16))
+    model = GPT(TINY).to(device).eval()
+    idx = torch.randint(50, (2, 16)).to(device)
     changed = idx.clone()
     changed[:, 10:] = (changed[:, 10:] + 7) % 50  # change every token from position 10 on
     before, _ = model(idx)
@@ -48,14 +50,15 @@ def test_causality_future_tokens_do_not_change_earlier_logits():
     assert not torch.allclose(after[:, 10:], before[:, 10:])
 
 
-def test_attention_matches_an_explicit_masked_softmax():
+@pytest.mark.cuda
+def test_attention_matches_an_explicit_masked_softmax(device):
     set_seed(0)
-    attn = CausalSelfAttention(TINY).eval()
-    x = torch.randn(2, 9, 32)
+    attn = CausalSelfAttention(TINY).to(device).eval()
+    x = torch.randn(2, 9, 32).to(device)
     q, k, v = attn.c_attn(x).split(32, dim=2)
     q, k, v = (t.view(2, 9, 2, 16).transpose(1, 2) for t in (q, k, v))
     scores = q @ k.transpose(-2, -1) / math.sqrt(16)
-    scores = scores.masked_fill(torch.ones(9, 9).triu(1).bool(), float("-inf"))
+    scores = scores.masked_fill(torch.ones(9, 9, device=device).triu(1).bool(), float("-inf"))
     y = (F.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(2, 9, 32)
     torch.testing.assert_close(attn(x), attn.c_proj(y))
 

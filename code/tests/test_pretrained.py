@@ -55,6 +55,7 @@ def hf_model(seed: int = 0, **shape) -> "transformers.GPT2LMHeadModel":
 
 def max_logit_diff(ours: GPT, theirs, vocab_size: int, T: int = 32, seed: int = 1) -> float:
     idx = torch.randint(vocab_size, (3, T), generator=torch.Generator().manual_seed(seed))
+    idx = idx.to(ours.lm_head.weight.device)
     with torch.no_grad():
         logits = ours(idx)[0]
         print(f"logits up to {logits.abs().max():.2f} in magnitude", end="; ")
@@ -77,18 +78,20 @@ def small_hf_dir(tmp_path_factory):
     return model, folder
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("shape", [SMALL, GPT2_124M], ids=["small", "124M"])
-def test_transformers_checkpoint_gives_the_same_logits_and_greedy_text(shape, tmp_path):
+def test_transformers_checkpoint_gives_the_same_logits_and_greedy_text(shape, tmp_path, device):
     theirs = hf_model(**shape)
     theirs.save_pretrained(tmp_path, safe_serialization=True)
     assert not (tmp_path / "pytorch_model.bin").exists()
-    ours = from_pretrained(tmp_path)
+    ours = from_pretrained(tmp_path, device=device)
+    theirs.to(device)
     assert ours.num_params() == theirs.num_parameters()
     diff = max_logit_diff(ours, theirs, shape["vocab_size"])
     print(f"max |logit difference| ({shape['n_layer']} layers x {shape['n_embd']}): {diff:.2e}")
     assert diff <= 1e-5
 
-    prompt = torch.tensor([[1, 2, 3, 4, 5]])
+    prompt = torch.tensor([[1, 2, 3, 4, 5]], device=device)
     with torch.no_grad():
         ours_text = greedy(lambda idx: ours(idx)[0][:, -1], prompt, 30)
         theirs_text = theirs.generate(

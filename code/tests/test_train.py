@@ -23,11 +23,12 @@ def tokens(n=5000, seed=0):
     return torch.cumsum(steps, 0) % 40
 
 
-def make_trainer(checkpoint_dir=None, model_config=MODEL, seed=0, **overrides):
+def make_trainer(checkpoint_dir=None, model_config=MODEL, seed=0, device="cpu", **overrides):
     torch.manual_seed(seed)
     settings = dict(max_steps=12, batch_size=4, lr=3e-3, warmup_steps=3, eval_interval=4, eval_windows=8)
     config = TrainConfig(**{**settings, **overrides})
-    return Trainer(GPT(model_config), tokens(), tokens(800, seed=1), config, checkpoint_dir=checkpoint_dir)
+    train, val = tokens(), tokens(800, seed=1)
+    return Trainer(GPT(model_config), train, val, config, device=device, checkpoint_dir=checkpoint_dir)
 
 
 def params(trainer):
@@ -73,10 +74,13 @@ def test_gradients_of_4x8_equal_1x32():
         torch.testing.assert_close(accumulated, reference, rtol=1e-4, atol=1e-6)
 
 
-def test_trainer_steps_with_accumulation_equal_steps_with_the_large_batch():
+@pytest.mark.cuda
+def test_trainer_steps_with_accumulation_equal_steps_with_the_large_batch(device):
     no_dropout = GPTConfig(**{**MODEL.to_dict(), "dropout": 0.0})
-    accumulated = make_trainer(model_config=no_dropout, batch_size=8, grad_accum_steps=4, max_steps=5)
-    large = make_trainer(model_config=no_dropout, batch_size=32, grad_accum_steps=1, max_steps=5)
+    # fp32 on every device, as on the CPU: the tolerances below are set for fp32 arithmetic
+    same = dict(model_config=no_dropout, max_steps=5, precision="fp32", device=device)
+    accumulated = make_trainer(batch_size=8, grad_accum_steps=4, **same)
+    large = make_trainer(batch_size=32, grad_accum_steps=1, **same)
     assert accumulated.tokens_per_step == large.tokens_per_step
     for _ in range(5):
         loss_a, _ = accumulated.train_step()
@@ -124,24 +128,26 @@ def test_evaluation_is_fp32_whatever_the_training_precision():
     assert bf16 != fp32  # so the equality above tells the two apart
 
 
-def test_training_lowers_the_loss_and_records_history():
-    trainer = make_trainer(max_steps=40, eval_interval=20)
+@pytest.mark.cuda
+def test_training_lowers_the_loss_and_records_history(device):
+    trainer = make_trainer(max_steps=40, eval_interval=20, device=device)  # on a GPU: fp16 or bf16 autocast
     history = trainer.train(progress=False)
     assert [row["step"] for row in history] == [0, 20, 40]
     assert history[-1]["val_loss"] < history[0]["val_loss"] - 0.3
     assert history[-1]["tokens"] == 40 * 4 * 16
 
 
-def test_resumed_run_continues_exactly(tmp_path):
-    straight = make_trainer()
+@pytest.mark.cuda
+def test_resumed_run_continues_exactly(tmp_path, device):
+    straight = make_trainer(device=device)
     straight.train(progress=False)
 
-    interrupted = make_trainer(tmp_path)
+    interrupted = make_trainer(tmp_path, device=device)
     interrupted.train(progress=False, until=6)  # stop halfway, as a crash after a checkpoint would
     interrupted.save_checkpoint()
     del interrupted
 
-    resumed = make_trainer(tmp_path, seed=99)  # a new process: different initial weights and RNG
+    resumed = make_trainer(tmp_path, seed=99, device=device)  # a new process: other initial weights and RNG
     torch.manual_seed(12345)
     resume(resumed)
     assert resumed.step == 6
