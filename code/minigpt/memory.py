@@ -24,7 +24,10 @@ caching allocator's rounding), which is why `fits` keeps a share of the free mem
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -213,11 +216,31 @@ def peak_allocated(step: Callable[[], object], device: torch.device | str) -> in
         return torch.cuda.max_memory_allocated(device) - before
     if device.type != "cpu":
         return None
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded:
+    recorded = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _stderr_silenced():  # the profiler's C++ side prints a line to stderr as it starts and stops
+        recorded.start()
+    try:
         step()
+    finally:
+        with _stderr_silenced():
+            recorded.stop()
     records = [e for e in recorded.profiler.kineto_results.events() if e.name() == "[memory]"]
     running = highest = 0
     for record in sorted(records, key=lambda e: e.start_ns()):
         running += record.nbytes()  # negative for a free
         highest = max(highest, running)
     return highest
+
+
+@contextmanager
+def _stderr_silenced():
+    """File descriptor 2 pointed at the null device for a moment: output written below Python's level too."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
