@@ -11,7 +11,8 @@ exact resume. Under `torchrun` it trains with DistributedDataParallel:
 
 With --out the command line saves a checkpoint every --checkpoint-interval steps (default: every
 --eval-interval), at the end, and when Ctrl-C (SIGINT) or SIGTERM stops it after the current step;
-`--resume` continues the latest one exactly.
+`--resume` continues the latest one exactly. A new run into a non-empty --out is refused unless
+--resume or --overwrite (delete the previous run's checkpoints) says which.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import resume, save_checkpoint
+from .checkpoint import clear_run, resume, save_checkpoint
 from .data import cache_dir, get_batch, load_text, read_tokens, train_val_split, windows_at, write_tokens
 from .model import GPT, GPTConfig
 from .notebook import progress as progress_bar
@@ -407,36 +408,89 @@ def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[in
 # The command line: python -m minigpt.train ... (or under torchrun for several processes)
 
 
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    model_defaults, train_defaults = {f.name: f.default for f in fields(GPTConfig)}, TrainConfig()
+# Help for the options made from GPTConfig and TrainConfig fields; each states its default.
+MODEL_OPTION_HELP = {
+    "block_size": "context length in tokens",
+    "n_layer": "transformer blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "width of the residual stream",
+    "dropout": "dropout probability while training",
+}
+MODEL_OPTION_DEFAULTS = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}  # a small CPU model
+TRAIN_OPTION_HELP = {
+    "max_steps": "optimizer steps to train for",
+    "batch_size": "windows per micro-batch (per process under torchrun)",
+    "grad_accum_steps": "micro-batches whose gradients are summed before each optimizer step",
+    "lr": "peak learning rate, reached at the end of warmup",
+    "min_lr": "the floor the cosine decays to",
+    "warmup_steps": "steps of linear warmup",
+    "weight_decay": "AdamW's weight decay, applied to matrices and embeddings only",
+    "beta1": "AdamW's beta1",
+    "beta2": "AdamW's beta2",
+    "grad_clip": "clip the gradient's global norm to this",
+    "label_smoothing": "label smoothing of the training loss (evaluations use the plain loss)",
+    "precision": "fp32, bf16, fp16, or auto: bf16 on GPUs with bf16 units, fp16 on older ones, else fp32",
+    "eval_interval": "evaluate every this many steps, and at the first and the last",
+    "eval_windows": "windows in each split's fixed evaluation set",
+    "checkpoint_interval": "with --out, save a checkpoint every this many steps",
+    "seed": "seed of the initial weights and of the batches",
+}
+NONE_DEFAULTS = {"min_lr": "lr / 10", "checkpoint_interval": "--eval-interval"}  # what None stands for
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minigpt.train", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--data",
         choices=["shakespeare-char", "shakespeare-bpe"],
         default="shakespeare-char",
-        help="Tiny Shakespeare as characters (65 tokens) or as GPT-2 BPE tokens (50,257)",
+        help="Tiny Shakespeare as characters (65 tokens) or as GPT-2 BPE tokens (50,257) "
+        "(default: shakespeare-char)",
     )
     p.add_argument(
         "--out",
         type=Path,
-        help="checkpoint directory, written every --checkpoint-interval steps (default: every "
-        "--eval-interval), at the end, and on Ctrl-C",
+        help="checkpoint directory, written every --checkpoint-interval steps, at the end, and on "
+        "Ctrl-C; it must be new or empty unless --resume or --overwrite (default: none, nothing saved)",
     )
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (if any)")
-    p.add_argument("--history-json", type=Path, help="write the evaluation history here as JSON (process 0)")
+    previous_run = p.add_mutually_exclusive_group()
+    previous_run.add_argument(
+        "--resume", action="store_true", help="continue the run saved in --out, if any (default: off)"
+    )
+    previous_run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the checkpoints of a previous run in --out and start afresh (default: off)",
+    )
+    p.add_argument(
+        "--history-json", type=Path, help="write the evaluation history here as JSON (default: none)"
+    )
     p.add_argument(
         "--device", default=None, help="cuda, mps or cpu (default: the best available; torchrun: cuda or cpu)"
     )
-    for name in ("block_size", "n_layer", "n_head", "n_embd", "dropout"):
-        default = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}.get(name, model_defaults[name])
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    model_defaults = {f.name: f.default for f in fields(GPTConfig)} | MODEL_OPTION_DEFAULTS
+    for name, help_text in MODEL_OPTION_HELP.items():
+        default = model_defaults[name]
+        help_text = f"{help_text} (default: {default})"
+        p.add_argument(_option(name), type=type(default), default=default, help=help_text)
+    train_defaults = TrainConfig()
     for f in fields(TrainConfig):
-        if f.name in ("block_size",):
+        if f.name == "block_size":  # the model's --block-size
             continue
         default = getattr(train_defaults, f.name)
         kind = float if f.name in ("min_lr", "grad_clip") else type(default) if default is not None else int
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
-    return p.parse_args(argv)
+        shown = NONE_DEFAULTS[f.name] if default is None else default
+        help_text = f"{TRAIN_OPTION_HELP[f.name]} (default: {shown})"
+        p.add_argument(_option(f.name), type=kind, default=default, help=help_text)
+    return p
+
+
+def _option(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -477,6 +531,34 @@ def _process_device(requested: str | None) -> torch.device:
     return torch.device(f"cuda:{local_rank}")
 
 
+def _check_out(args: argparse.Namespace, rank: int) -> None:
+    """Keep two runs apart: a non-empty --out needs --resume (continue it) or --overwrite (start afresh).
+
+    Without that, a new run would keep the old run's checkpoints beside its own, and `latest` would
+    name whichever run saved last.
+    """
+    if args.out is None:
+        for flag in ("resume", "overwrite"):
+            if getattr(args, flag):
+                raise SystemExit(f"--{flag} needs --out, the directory of the run to {flag}")
+        return
+    if args.out.exists() and not args.out.is_dir():
+        raise SystemExit(f"--out {args.out} is a file: give a directory for the run's checkpoints")
+    contents = sorted(p.name for p in args.out.iterdir()) if args.out.is_dir() else []
+    if not contents or args.resume:
+        return
+    if args.overwrite:
+        if rank == 0:  # one process deletes; the others only ever write through it
+            deleted = clear_run(args.out)
+            print(f"--overwrite: deleted {len(deleted)} file(s) of a previous run in {args.out}", flush=True)
+        return
+    shown = ", ".join(contents[:4]) + (f" and {len(contents) - 4} more" if len(contents) > 4 else "")
+    raise SystemExit(
+        f"--out {args.out} is not empty (it holds {shown}): continue the run saved there with --resume, "
+        "delete its checkpoints and start afresh with --overwrite, or give a new directory"
+    )
+
+
 def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) -> Trainer:
     train_data, val_data, vocab_size = _token_data(args.data, rank)
     model_config = GPTConfig(
@@ -495,8 +577,6 @@ def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) ->
     torch.manual_seed(train_config.seed)  # the same initial weights in every process
     trainer = Trainer(GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out)
     if args.resume:
-        if args.out is None:
-            raise SystemExit("--resume needs --out, the directory of the run to continue")
         if (args.out / "latest").is_file():
             resume(trainer)
         elif rank == 0:
@@ -528,6 +608,7 @@ def main(argv: list[str] | None = None) -> None:
     device = _process_device(args.device)
     rank = dist.get_rank() if distributed else 0
     try:
+        _check_out(args, rank)
         trainer = _build_trainer(args, device, rank)
         if rank == 0:
             print(

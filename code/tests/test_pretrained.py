@@ -4,6 +4,7 @@ transformers is the reference implementation here (a test requirement), never a 
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,9 +17,11 @@ from safetensors.torch import load_file, save_file
 
 import minigpt
 from minigpt import GPT, GPTConfig
+from minigpt.data import DownloadError
 from minigpt.pretrained import (
     GPT2_SIZES,
     STANDIN_FILES,
+    download_gpt2,
     from_pretrained,
     gpt2_config,
     our_name,
@@ -359,3 +362,20 @@ def test_standin_is_verified_by_sha256(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIGPT_DATA", str(tmp_path))
     with pytest.raises(ValueError, match="sha256"):
         minigpt.pretrained.standin_dir()
+
+
+def test_a_failed_hub_download_names_the_file_and_waits_a_bounded_time(monkeypatch):
+    import huggingface_hub
+
+    waits = []
+
+    def hf_hub_download(repo_id, filename, *, revision, local_files_only, etag_timeout):
+        waits.append(etag_timeout)
+        raise TimeoutError("The read operation timed out")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    gpt2 = GPT2_SIZES["gpt2"]
+    expected = f"downloading config.json of {gpt2.repo_id} from .*revision {gpt2.revision}.* failed: The read"
+    with pytest.raises(DownloadError, match=expected):
+        download_gpt2("gpt2")
+    assert waits and all(0 < wait < math.inf for wait in waits)
