@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -103,20 +104,35 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused)
 
 
+Batch = tuple[torch.Tensor, ...]  # tensors whose first dimension is the batch; (x, y) for next tokens
+LossFunction = Callable[[nn.Module, Batch], torch.Tensor]  # (model, batch) -> a scalar to minimise
+
+
+def next_token_loss(model: nn.Module, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The Trainer's default loss: mean cross-entropy of each next token over the targets of (x, y).
+
+    Targets of -100 (F.cross_entropy's ignore_index) take no loss: padding, or an instruction's prompt.
+    """
+    x, y = batch
+    logits, _ = model(x)  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), label_smoothing=label_smoothing)
+
+
 @runtime_checkable
 class BatchSource(Protocol):
     """Training data that makes its own batches, for data that is not one long token sequence.
 
     Instruction examples (Chapter 7) are separate sequences of different lengths, padded per batch,
-    with targets of -100 (F.cross_entropy's ignore_index) where no loss is taken.
+    with targets of -100 (F.cross_entropy's ignore_index) where no loss is taken. A Trainer with a
+    loss function of its own may take batches of other tensors (e.g. preferred and rejected replies).
     """
 
-    def sample_batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch (x, y), both (B, T), drawn with `generator`."""
+    def sample_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """A random batch, (x, y) both (B, T) by default, drawn with `generator`."""
         ...
 
-    def eval_batches(self, count: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """A fixed evaluation set of about `count` sequences, as batches (x, y)."""
+    def eval_batches(self, count: int, batch_size: int) -> list[Batch]:
+        """A fixed evaluation set of about `count` sequences, as batches like `sample_batch`'s."""
         ...
 
 
@@ -149,6 +165,10 @@ class Trainer:
     history holds one dict per evaluation: step, tokens seen, train and val loss, learning rate,
     the last gradient norm and the seconds spent training so far (evaluation excluded); step_log
     holds every step's batch loss and gradient norm.
+
+    `loss_fn(model, batch)` replaces the next-token loss (`next_token_loss`, with the config's label
+    smoothing) for other objectives, e.g. a reward model's or DPO's, in the same loop; with one,
+    evaluation reports the mean of `loss_fn` over the evaluation batches (sequences weighted equally).
     """
 
     def __init__(
@@ -159,8 +179,11 @@ class Trainer:
         config: TrainConfig,
         device: torch.device | str = "cpu",
         checkpoint_dir: str | Path | None = None,
+        loss_fn: LossFunction | None = None,
     ):
         self.config = config
+        self.custom_loss = loss_fn is not None
+        self.loss_fn = loss_fn or self._next_token_loss
         self.device = torch.device(device)
         self.block_size = config.block_size or getattr(getattr(model, "config", None), "block_size", None)
         if self.block_size is None:
@@ -201,6 +224,9 @@ class Trainer:
             if not isinstance(data, BatchSource)
         }
 
+    def _next_token_loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return next_token_loss(model, batch, self.config.label_smoothing)  # the config as it is now
+
     @property
     def tokens_per_step(self) -> int:
         # For a BatchSource, an upper bound: its batches are padded only to their longest sequence.
@@ -212,14 +238,14 @@ class Trainer:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def next_micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_micro_batch(self) -> Batch:
         B = self.config.batch_size
         if isinstance(self.train_data, BatchSource):
-            x, y = self.train_data.sample_batch(B * self.world_size, self.generator)
+            batch = self.train_data.sample_batch(B * self.world_size, self.generator)
         else:
-            x, y = get_batch(self.train_data, self.block_size, B * self.world_size, self.generator, "cpu")
-        x, y = x[self.rank * B : (self.rank + 1) * B], y[self.rank * B : (self.rank + 1) * B]
-        return x.to(self.device), y.to(self.device)
+            batch = get_batch(self.train_data, self.block_size, B * self.world_size, self.generator, "cpu")
+        mine = slice(self.rank * B, (self.rank + 1) * B)  # this process's share of the global batch
+        return tuple(t[mine].to(self.device) for t in batch)
 
     def train_step(self) -> tuple[float, float]:
         """One optimizer step over grad_accum_steps micro-batches; returns (mean loss, grad norm)."""
@@ -229,15 +255,12 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=self.device)
         for micro in range(config.grad_accum_steps):
-            x, y = self.next_micro_batch()
+            batch = self.next_micro_batch()
             # Under DDP, average gradients across processes only after the last micro-batch.
             last = micro == config.grad_accum_steps - 1
             sync = self.ddp_model.no_sync() if self.world_size > 1 and not last else contextlib.nullcontext()
             with sync, self.autocast():
-                logits, _ = self.ddp_model(x)  # (B, T, V)
-                loss = F.cross_entropy(
-                    logits.flatten(0, 1).float(), y.flatten(), label_smoothing=config.label_smoothing
-                )
+                loss = self.loss_fn(self.ddp_model, batch)  # through DDP's wrapper, so gradients sync
                 loss = loss / config.grad_accum_steps  # the sum over micro-batches is then the mean
             self.scaler.scale(loss).backward()
             total += loss.detach()
@@ -262,6 +285,8 @@ class Trainer:
         }
 
     def _evaluate_split(self, split: str, data) -> float:
+        if self.custom_loss:
+            return evaluate_loss_fn(self.model, self.loss_fn, self._eval_batches(split, data))
         if isinstance(data, BatchSource):
             return evaluate_batches(
                 self.model, data.eval_batches(self.config.eval_windows, self.config.batch_size)
@@ -269,6 +294,17 @@ class Trainer:
         return evaluate_loss(
             self.model, data, self.block_size, self.eval_starts[split], self.config.batch_size
         )
+
+    def _eval_batches(self, split: str, data) -> list[Batch]:
+        """The fixed evaluation set of a split, as batches for a loss function of the Trainer's own."""
+        batch_size = self.config.batch_size
+        if isinstance(data, BatchSource):
+            return data.eval_batches(self.config.eval_windows, batch_size)
+        starts = self.eval_starts[split]
+        return [
+            windows_at(data, starts[i : i + batch_size], self.block_size, "cpu")
+            for i in range(0, len(starts), batch_size)
+        ]
 
     def train(self, progress: bool = True, until: int | None = None) -> list[dict]:
         """Train from wherever the run stands to step `until` (default: max_steps); returns the history.
@@ -393,6 +429,21 @@ def evaluate_batches(model: nn.Module, batches: list[tuple[torch.Tensor, torch.T
         logits, _ = model(x)  # (B, T, V)
         total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
         count += int((y != -100).sum())
+    model.train(was_training)
+    return total / count
+
+
+@torch.no_grad()
+def evaluate_loss_fn(model: nn.Module, loss_fn: LossFunction, batches: list[Batch]) -> float:
+    """The mean of `loss_fn(model, batch)` over batches, each weighted by its number of sequences."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        size = len(batch[0])
+        total += loss_fn(model, tuple(t.to(device) for t in batch)).item() * size
+        count += size
     model.train(was_training)
     return total / count
 
