@@ -21,9 +21,9 @@ The Trainer configurations time full optimizer steps (forward, backward, clippin
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
-import sys
 import time
 
 import torch
@@ -232,9 +232,25 @@ def tokens_per_second(
     return trainer.tokens_per_step * steps / statistics.median(timings)
 
 
-def main(names: list[str]) -> None:
+def benchmark_names(argv: list[str] | None) -> list[str]:
+    """The benchmarks the command line names, all of them if none, checked before any runs."""
+    known = ["reference", *CONFIGS]
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=f"benchmarks: {', '.join(known)}"
+    )
+    # No argparse choices: with nargs="*" they refuse the empty list (Python < 3.12)
+    parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK", help="which to run (default: all)")
+    names = parser.parse_args(argv).benchmarks
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}: choose from {', '.join(known)}")
+    return names or known
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = benchmark_names(argv)
     print(f"device: {choose_device()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for name in names or ["reference", *CONFIGS]:
+    for name in names:
         if name == "reference":
             compare_with_reference()
             compare_training_steps()
@@ -246,4 +262,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

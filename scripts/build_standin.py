@@ -42,6 +42,7 @@ def train(run_dir: Path, device: str | None) -> None:
         *TRAIN_ARGS,
         "--out",
         str(run_dir / "ckpt"),
+        "--overwrite",  # a build trains afresh: never mix in the checkpoints of an earlier one
     ]
     command += ["--history-json", str(run_dir / "history.json")]
     if device:

@@ -11,6 +11,10 @@
 #   TORCH=2.4.1 scripts/check_floors.sh        # the same with another PyTorch
 #   FLOORS_VENV=/some/dir scripts/check_floors.sh   # where the environment goes (made anew)
 set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then  # the comment above, without its '#'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    exit 0
+fi
 cd "$(dirname "$0")/.."
 
 VENV=${FLOORS_VENV:-${TMPDIR:-/tmp}/minigpt-floors-venv}

@@ -13,6 +13,7 @@ Exits non-zero, naming the page and what is wrong, on the first problem.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import http.server
 import re
@@ -82,6 +83,9 @@ def check_math_in_browser(chromium: str, pages: list[Path]) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()  # no options: only --help
     pages = sorted(HTML.rglob("*.html"))
     if not pages:
         sys.exit(f"no book in {HTML}: run `make book` first")

@@ -14,9 +14,9 @@ offline path's outputs (the shipped stand-in), which the tests can reproduce on 
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -62,14 +62,19 @@ def execute(path: Path) -> float:
     return elapsed
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "chapters", nargs="*", type=Path, help="notebooks to execute (default: every chapter in _toc.yml)"
+    )
+    chapters = parser.parse_args(argv).chapters
     os.environ[PROGRESS_ENV] = "plain"  # the kernels inherit it
     os.environ["HF_HUB_OFFLINE"] = "1"  # the offline path, as under the tests (see the docstring)
-    paths = [Path(a).resolve() for a in argv] or toc_chapters()
+    paths = [path.resolve() for path in chapters] or toc_chapters()
     for path in paths:
         print(f"{path.relative_to(ROOT)}: executing...", flush=True)
         print(f"{path.relative_to(ROOT)}: done in {execute(path):.1f} s", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -29,6 +29,7 @@ On a machine without CUDA nothing is changed and the peaks are recorded as null.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import runpy
@@ -161,10 +162,17 @@ def pytest_unconfigure(config) -> None:
         PeakRecorder(path, config.t4_limits).write()
 
 
-if __name__ == "__main__":  # python scripts/t4_limits.py SCRIPT [ARGS...]
-    if len(sys.argv) < 2:
-        raise SystemExit("usage: python scripts/t4_limits.py SCRIPT [ARGS...]")
+def run_script(argv: list[str]) -> None:
+    """python scripts/t4_limits.py SCRIPT [ARGS...]: run SCRIPT with ARGS under a T4's limits."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("script", help="the Python script to run under the limits")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments, passed on as they are")
+    args = parser.parse_args(argv)
     print(f"T4 limits: {apply()}", flush=True)
-    sys.argv = sys.argv[1:]
-    sys.path[0] = str(Path(sys.argv[0]).resolve().parent)  # as if SCRIPT had been run directly
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    sys.argv = [args.script, *args.args]
+    sys.path[0] = str(Path(args.script).resolve().parent)  # as if SCRIPT had been run directly
+    runpy.run_path(args.script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    run_script(sys.argv[1:])

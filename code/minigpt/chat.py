@@ -21,6 +21,7 @@ import torch
 
 from .generate import stream
 from .instruct import format_prompt
+from .sampling import SamplingRule
 from .tokenizer import gpt2_tokenizer
 from .utils import choose_device
 
@@ -65,29 +66,53 @@ class Conversation:
         self.turns.clear()
 
 
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minigpt.chat", description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "--model", required=True, help="a directory saved by save_pretrained, or a Hub name (gpt2)"
+        "--model", required=True, help="a directory saved by save_pretrained, or a Hub name (gpt2); required"
     )
-    p.add_argument("--temperature", type=float, default=0.7, help="0: always the likeliest token (greedy)")
-    p.add_argument("--top-p", type=float, default=0.9, help="sample from the smallest set of this much mass")
-    p.add_argument("--max-new-tokens", type=int, default=100, help="the longest reply, in tokens")
-    p.add_argument("--seed", type=int, default=None, help="make the replies reproducible")
+    p.add_argument(
+        "--temperature", type=float, default=0.7, help="0: always the likeliest token (greedy) (default: 0.7)"
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=0.9,
+        help="sample from the smallest set of this much mass (default: 0.9)",
+    )
+    p.add_argument(
+        "--max-new-tokens", type=int, default=100, help="the longest reply, in tokens (default: 100)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="make the replies reproducible (default: none, random)"
+    )
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    return p
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
-    for problem in (_check_temperature(args.temperature), _check_top_p(args.top_p)):
+    for problem in (_check("temperature", args.temperature), _check("top_p", args.top_p)):
         if problem:
             p.error(problem)
     return args
 
 
-def _check_temperature(value: float) -> str | None:
-    return None if value >= 0 else f"temperature must be 0 (greedy) or more, got {value}"
+# What each setting may be, for the error that refuses another value (SamplingRule decides).
+VALID_SETTINGS = {
+    "temperature": "a finite number, 0 (greedy) or more, e.g. 0.7",
+    "top_p": "a number in (0, 1] (1: no filtering), e.g. 0.9",
+}
 
 
-def _check_top_p(value: float) -> str | None:
-    return None if 0 < value <= 1 else f"top_p must be in (0, 1] (1: no filtering), got {value}"
+def _check(setting: str, value: float) -> str | None:
+    """None if `value` is a valid temperature or top_p, else the error to show."""
+    try:
+        SamplingRule(**{setting: value})
+    except ValueError:
+        return f"{setting} must be {VALID_SETTINGS[setting]}; got {value}"
+    return None
 
 
 def _set(setting: str, argument: str, settings: dict) -> str:
@@ -96,7 +121,7 @@ def _set(setting: str, argument: str, settings: dict) -> str:
         value = float(argument)
     except ValueError:
         return f"/{setting} needs a number, e.g. /{setting} {settings[setting]}"
-    problem = (_check_temperature if setting == "temperature" else _check_top_p)(value)
+    problem = _check(setting, value)
     if problem:
         return problem
     settings[setting] = value
@@ -161,7 +186,12 @@ def chat(model: torch.nn.Module, args: argparse.Namespace) -> None:
                 continue
             if prompt.dropped:
                 print(f"(dropped the {prompt.dropped} oldest turn(s) to stay within the context window)")
-            conversation.add(prompt, reply(model, prompt, settings, args.max_new_tokens, generator))
+            try:
+                reply_tokens = reply(model, prompt, settings, args.max_new_tokens, generator)
+            except RuntimeError as error:  # e.g. a temperature so small that logits / T overflow to inf
+                print(f"\n(no reply: {error}; try a larger /temperature, or /temperature 0 for greedy)")
+                continue
+            conversation.add(prompt, reply_tokens)
 
 
 def load_chat_model(name_or_dir: str, max_new_tokens: int, device: torch.device) -> torch.nn.Module:

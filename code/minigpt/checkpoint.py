@@ -105,6 +105,23 @@ def _write_folder(final: Path, trainer) -> None:
         raise
 
 
+def run_files(directory: Path) -> list[Path]:
+    """What runs wrote in a checkpoint directory: step folders (finished or half-written), `latest`."""
+    patterns = ("step_*", ".step_*", "latest", ".latest.tmp")
+    return sorted(path for pattern in patterns for path in directory.glob(pattern))
+
+
+def clear_run(directory: Path) -> list[str]:
+    """Delete what runs wrote in `directory`, leaving any other file; returns the names deleted."""
+    deleted = run_files(directory)
+    for path in deleted:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return [path.name for path in deleted]
+
+
 def latest_checkpoint(directory: str | Path) -> Path:
     """The checkpoint that `latest` names in a run's checkpoint directory."""
     directory = Path(directory)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,34 @@ GPT2_BPE_RANKS = DataFile(
     sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
     url="https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken",
 )
+DOWNLOAD_TIMEOUT_S = 60  # the longest wait for the server to connect or to send the next bytes
+
+
+class DownloadError(OSError):
+    """A download that failed; its message says what was being fetched, from where, and why."""
+
+    def __init__(self, what: str, source: str, reason: object):
+        super().__init__(f"downloading {what} from {source} failed: {reason}")
+
+
+def fetch(url: str, what: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
+    """The bytes at `url`, or a DownloadError naming `what` and the URL.
+
+    `timeout` bounds each wait (for the connection, then for each next piece of the answer), so a
+    server that stops answering ends the download instead of hanging it.
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except OSError as error:  # no network, a timeout, an HTTP error (urllib's are OSErrors)
+        raise DownloadError(what, url, _reason(error)) from error
+
+
+def _reason(error: OSError) -> object:
+    """Why a urllib request failed, without the "<urlopen error ...>" wrapping around the cause."""
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        return error.reason
+    return error
 
 
 def sha256_of(path: Path) -> str:
@@ -86,9 +115,10 @@ def data_path(file: DataFile, verbose: bool = True) -> Path:
     if not path.is_file():
         if verbose:
             print(f"{file.name}: not shipped here, downloading it from {file.url}")
+        content = fetch(file.url, file.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(path.suffix + ".part")
-        urllib.request.urlretrieve(file.url, partial)
+        partial.write_bytes(content)
         verify_sha256(partial, file.sha256)
         os.replace(partial, path)
     else:

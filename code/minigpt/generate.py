@@ -257,7 +257,7 @@ def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> nn.Modul
     return from_pretrained(name_or_dir, device=device)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m minigpt.generate",
         description="Continue a prompt with a GPT, streaming the new text as it is generated.",
@@ -265,15 +265,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--model", default="gpt2", help="gpt2, gpt2-medium, ..., or a model folder (default: gpt2)"
     )
-    parser.add_argument("--prompt", required=True, help="the text to continue")
-    parser.add_argument("--max-new-tokens", type=int, default=100, help="at most this many new tokens (100)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="0 is greedy; below 1 sharper (1.0)")
-    parser.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens only")
-    parser.add_argument("--top-p", type=float, default=None, help="sample from the smallest set reaching p")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the same text on every run")
+    parser.add_argument("--prompt", required=True, help="the text to continue; required")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=100, help="at most this many new tokens (default: 100)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="0 is greedy; below 1 sharper (default: 1.0)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=None, help="sample from the k most likely tokens only (default: no cut)"
+    )
+    parser.add_argument(
+        "--top-p", type=float, default=None, help="sample from the smallest set reaching p (default: no cut)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed for the same text on every run (default: none, random)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--no-stop", action="store_true", help="keep going after <|endoftext|>")
-    parser.add_argument("--no-cache", action="store_true", help="rerun the whole context at every step")
+    parser.add_argument(
+        "--no-stop", action="store_true", help="keep going after <|endoftext|> (default: stop there)"
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="rerun the whole context at every step (default: use the KV cache)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         SamplingRule(args.temperature, args.top_k, args.top_p)

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import random
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from .data import DataFile, cache_dir, data_path
+from .data import DataFile, cache_dir, data_path, fetch
 from .generate import generate
 from .memory import MemoryEstimate, free_memory, gib, training_memory
 from .model import GPTConfig
@@ -80,7 +79,6 @@ ALPACA_52K = PinnedDownload(
     git_blob_sha1="3779ddbc040543ab1834ef216c983d6fcc06cc9a",
 )
 ALPACA_52K_ENV = "MINIGPT_ALPACA_52K"  # "<url>#<git blob SHA-1>": another copy (a test's local file)
-DOWNLOAD_TIMEOUT_S = 60  # the longest wait for the server to connect or to send the next bytes
 
 # Stanford Alpaca's two prompt templates: with an input, and without one.
 PROMPT_WITH_INPUT = (
@@ -164,11 +162,7 @@ def download_alpaca_52k(source: PinnedDownload | None = None, verbose: bool = Tr
     if not path.is_file():
         if verbose:
             print(f"alpaca_data.json: downloading it from {source.url}")
-        try:
-            with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                content = response.read()
-        except OSError as error:  # no network, a timeout, an HTTP error (urllib's are OSErrors)
-            raise OSError(f"downloading Stanford Alpaca's 52k records from {source.url} failed: {error}") from error
+        content = fetch(source.url, "Stanford Alpaca's 52k records")
         actual = git_blob_sha1(content)
         if actual != source.git_blob_sha1:
             raise ValueError(

@@ -260,12 +260,15 @@ class GPT(nn.Module):
         *,
         cache: KVCache | None = None,
         last_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return_hidden: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Logits (B, T, vocab_size) for token ids `idx` (B, T); with `targets`, also the mean loss.
 
         With a `cache`, `idx` holds only the positions after those the cache already stores, and their
         keys and values are added to it. With `last_only`, logits come for the last position only,
         (B, 1, vocab_size): all that generation needs, without the LM head's work on the others.
+        With `return_hidden`, a third value: the final hidden states (B, T, C), after the last
+        LayerNorm, what the LM head reads; a reward model puts a head of its own on them.
         """
         self._check_input(idx)
         B, T = idx.shape
@@ -285,10 +288,10 @@ class GPT(nn.Module):
             x = x[:, -1:]  # (B, T, C) -> (B, 1, C)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
-        if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
-        return logits, loss
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
+        return (logits, loss, x) if return_hidden else (logits, loss)
 
     def _check_input(self, idx: torch.Tensor) -> None:
         if idx.dim() != 2:

@@ -33,7 +33,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .data import DataFile, data_path, sha256_of
+from .data import DataFile, DownloadError, data_path, sha256_of
 from .model import GPT, GPTConfig
 
 
@@ -255,15 +255,43 @@ def download_gpt2(name: str, *, local_files_only: bool = False) -> Path:
     same bytes every time. With HF_HUB_OFFLINE=1 or `local_files_only`, only the cache is used.
     The weights file's sha256 is checked against the one the Hub declared for it (`_verify_hub_sha256`).
     """
-    from huggingface_hub import hf_hub_download
-
     size = _size(name)
-    paths = [
-        Path(hf_hub_download(size.repo_id, f, revision=size.revision, local_files_only=local_files_only))
-        for f in (CONFIG_FILE, WEIGHTS_FILE)
-    ]
+    paths = [_hub_file(size, f, local_files_only) for f in (CONFIG_FILE, WEIGHTS_FILE)]
     _verify_hub_sha256(paths[-1])
     return paths[-1].parent
+
+
+def _hub_file(size: GPT2Size, filename: str, local_files_only: bool) -> Path:
+    """One file of a GPT-2 size, from the Hugging Face cache or the Hub; a DownloadError names it.
+
+    huggingface_hub bounds each wait: HF_HUB_ETAG_TIMEOUT seconds for the Hub's answer about the
+    file, HF_HUB_DOWNLOAD_TIMEOUT for each next piece of the file (10 s each unless those are set).
+    A pinned revision the Hub lacks, and a file missing from the cache when only the cache may be
+    read, keep huggingface_hub's own errors: `find_base_model` tells them apart.
+    """
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    try:
+        return Path(
+            hf_hub_download(
+                size.repo_id,
+                filename,
+                revision=size.revision,
+                local_files_only=local_files_only,
+                etag_timeout=constants.HF_HUB_ETAG_TIMEOUT,
+            )
+        )
+    except RevisionNotFoundError:
+        raise
+    # Not only OSError: huggingface_hub's transport errors depend on its HTTP library (requests'
+    # are OSErrors, httpx's are not), and each becomes the one error that says what was fetched.
+    except Exception as error:
+        if local_files_only:
+            raise
+        reason = " ".join(str(error).split()) or type(error).__name__
+        source = f"{constants.ENDPOINT} (revision {size.revision})"
+        raise DownloadError(f"{filename} of {size.repo_id}", source, reason) from error
 
 
 def _verify_hub_sha256(path: Path) -> None:

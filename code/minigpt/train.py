@@ -11,7 +11,8 @@ exact resume. Under `torchrun` it trains with DistributedDataParallel:
 
 With --out the command line saves a checkpoint every --checkpoint-interval steps (default: every
 --eval-interval), at the end, and when Ctrl-C (SIGINT) or SIGTERM stops it after the current step;
-`--resume` continues the latest one exactly.
+`--resume` continues the latest one exactly. A new run into a non-empty --out is refused unless
+--resume or --overwrite (delete the previous run's checkpoints) says which.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -33,7 +35,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import resume, save_checkpoint
+from .checkpoint import clear_run, resume, save_checkpoint
 from .data import cache_dir, get_batch, load_text, read_tokens, train_val_split, windows_at, write_tokens
 from .model import GPT, GPTConfig
 from .notebook import progress as progress_bar
@@ -102,20 +104,35 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused)
 
 
+Batch = tuple[torch.Tensor, ...]  # tensors whose first dimension is the batch; (x, y) for next tokens
+LossFunction = Callable[[nn.Module, Batch], torch.Tensor]  # (model, batch) -> a scalar to minimise
+
+
+def next_token_loss(model: nn.Module, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The Trainer's default loss: mean cross-entropy of each next token over the targets of (x, y).
+
+    Targets of -100 (F.cross_entropy's ignore_index) take no loss: padding, or an instruction's prompt.
+    """
+    x, y = batch
+    logits, _ = model(x)  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), label_smoothing=label_smoothing)
+
+
 @runtime_checkable
 class BatchSource(Protocol):
     """Training data that makes its own batches, for data that is not one long token sequence.
 
     Instruction examples (Chapter 7) are separate sequences of different lengths, padded per batch,
-    with targets of -100 (F.cross_entropy's ignore_index) where no loss is taken.
+    with targets of -100 (F.cross_entropy's ignore_index) where no loss is taken. A Trainer with a
+    loss function of its own may take batches of other tensors (e.g. preferred and rejected replies).
     """
 
-    def sample_batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch (x, y), both (B, T), drawn with `generator`."""
+    def sample_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """A random batch, (x, y) both (B, T) by default, drawn with `generator`."""
         ...
 
-    def eval_batches(self, count: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """A fixed evaluation set of about `count` sequences, as batches (x, y)."""
+    def eval_batches(self, count: int, batch_size: int) -> list[Batch]:
+        """A fixed evaluation set of about `count` sequences, as batches like `sample_batch`'s."""
         ...
 
 
@@ -148,6 +165,10 @@ class Trainer:
     history holds one dict per evaluation: step, tokens seen, train and val loss, learning rate,
     the last gradient norm and the seconds spent training so far (evaluation excluded); step_log
     holds every step's batch loss and gradient norm.
+
+    `loss_fn(model, batch)` replaces the next-token loss (`next_token_loss`, with the config's label
+    smoothing) for other objectives, e.g. a reward model's or DPO's, in the same loop; with one,
+    evaluation reports the mean of `loss_fn` over the evaluation batches (sequences weighted equally).
     """
 
     def __init__(
@@ -158,8 +179,11 @@ class Trainer:
         config: TrainConfig,
         device: torch.device | str = "cpu",
         checkpoint_dir: str | Path | None = None,
+        loss_fn: LossFunction | None = None,
     ):
         self.config = config
+        self.custom_loss = loss_fn is not None
+        self.loss_fn = loss_fn or self._next_token_loss
         self.device = torch.device(device)
         self.block_size = config.block_size or getattr(getattr(model, "config", None), "block_size", None)
         if self.block_size is None:
@@ -200,6 +224,9 @@ class Trainer:
             if not isinstance(data, BatchSource)
         }
 
+    def _next_token_loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return next_token_loss(model, batch, self.config.label_smoothing)  # the config as it is now
+
     @property
     def tokens_per_step(self) -> int:
         # For a BatchSource, an upper bound: its batches are padded only to their longest sequence.
@@ -211,14 +238,14 @@ class Trainer:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def next_micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_micro_batch(self) -> Batch:
         B = self.config.batch_size
         if isinstance(self.train_data, BatchSource):
-            x, y = self.train_data.sample_batch(B * self.world_size, self.generator)
+            batch = self.train_data.sample_batch(B * self.world_size, self.generator)
         else:
-            x, y = get_batch(self.train_data, self.block_size, B * self.world_size, self.generator, "cpu")
-        x, y = x[self.rank * B : (self.rank + 1) * B], y[self.rank * B : (self.rank + 1) * B]
-        return x.to(self.device), y.to(self.device)
+            batch = get_batch(self.train_data, self.block_size, B * self.world_size, self.generator, "cpu")
+        mine = slice(self.rank * B, (self.rank + 1) * B)  # this process's share of the global batch
+        return tuple(t[mine].to(self.device) for t in batch)
 
     def train_step(self) -> tuple[float, float]:
         """One optimizer step over grad_accum_steps micro-batches; returns (mean loss, grad norm)."""
@@ -228,15 +255,12 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=self.device)
         for micro in range(config.grad_accum_steps):
-            x, y = self.next_micro_batch()
+            batch = self.next_micro_batch()
             # Under DDP, average gradients across processes only after the last micro-batch.
             last = micro == config.grad_accum_steps - 1
             sync = self.ddp_model.no_sync() if self.world_size > 1 and not last else contextlib.nullcontext()
             with sync, self.autocast():
-                logits, _ = self.ddp_model(x)  # (B, T, V)
-                loss = F.cross_entropy(
-                    logits.flatten(0, 1).float(), y.flatten(), label_smoothing=config.label_smoothing
-                )
+                loss = self.loss_fn(self.ddp_model, batch)  # through DDP's wrapper, so gradients sync
                 loss = loss / config.grad_accum_steps  # the sum over micro-batches is then the mean
             self.scaler.scale(loss).backward()
             total += loss.detach()
@@ -261,6 +285,8 @@ class Trainer:
         }
 
     def _evaluate_split(self, split: str, data) -> float:
+        if self.custom_loss:
+            return evaluate_loss_fn(self.model, self.loss_fn, self._eval_batches(split, data))
         if isinstance(data, BatchSource):
             return evaluate_batches(
                 self.model, data.eval_batches(self.config.eval_windows, self.config.batch_size)
@@ -268,6 +294,17 @@ class Trainer:
         return evaluate_loss(
             self.model, data, self.block_size, self.eval_starts[split], self.config.batch_size
         )
+
+    def _eval_batches(self, split: str, data) -> list[Batch]:
+        """The fixed evaluation set of a split, as batches for a loss function of the Trainer's own."""
+        batch_size = self.config.batch_size
+        if isinstance(data, BatchSource):
+            return data.eval_batches(self.config.eval_windows, batch_size)
+        starts = self.eval_starts[split]
+        return [
+            windows_at(data, starts[i : i + batch_size], self.block_size, "cpu")
+            for i in range(0, len(starts), batch_size)
+        ]
 
     def train(self, progress: bool = True, until: int | None = None) -> list[dict]:
         """Train from wherever the run stands to step `until` (default: max_steps); returns the history.
@@ -396,6 +433,21 @@ def evaluate_batches(model: nn.Module, batches: list[tuple[torch.Tensor, torch.T
     return total / count
 
 
+@torch.no_grad()
+def evaluate_loss_fn(model: nn.Module, loss_fn: LossFunction, batches: list[Batch]) -> float:
+    """The mean of `loss_fn(model, batch)` over batches, each weighted by its number of sequences."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        size = len(batch[0])
+        total += loss_fn(model, tuple(t.to(device) for t in batch)).item() * size
+        count += size
+    model.train(was_training)
+    return total / count
+
+
 def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[int]:
     """`count` window starts spread evenly over the sequence: a fixed, representative evaluation set."""
     last = n_tokens - block_size - 1
@@ -407,36 +459,89 @@ def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[in
 # The command line: python -m minigpt.train ... (or under torchrun for several processes)
 
 
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    model_defaults, train_defaults = {f.name: f.default for f in fields(GPTConfig)}, TrainConfig()
+# Help for the options made from GPTConfig and TrainConfig fields; each states its default.
+MODEL_OPTION_HELP = {
+    "block_size": "context length in tokens",
+    "n_layer": "transformer blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "width of the residual stream",
+    "dropout": "dropout probability while training",
+}
+MODEL_OPTION_DEFAULTS = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}  # a small CPU model
+TRAIN_OPTION_HELP = {
+    "max_steps": "optimizer steps to train for",
+    "batch_size": "windows per micro-batch (per process under torchrun)",
+    "grad_accum_steps": "micro-batches whose gradients are summed before each optimizer step",
+    "lr": "peak learning rate, reached at the end of warmup",
+    "min_lr": "the floor the cosine decays to",
+    "warmup_steps": "steps of linear warmup",
+    "weight_decay": "AdamW's weight decay, applied to matrices and embeddings only",
+    "beta1": "AdamW's beta1",
+    "beta2": "AdamW's beta2",
+    "grad_clip": "clip the gradient's global norm to this",
+    "label_smoothing": "label smoothing of the training loss (evaluations use the plain loss)",
+    "precision": "fp32, bf16, fp16, or auto: bf16 on GPUs with bf16 units, fp16 on older ones, else fp32",
+    "eval_interval": "evaluate every this many steps, and at the first and the last",
+    "eval_windows": "windows in each split's fixed evaluation set",
+    "checkpoint_interval": "with --out, save a checkpoint every this many steps",
+    "seed": "seed of the initial weights and of the batches",
+}
+NONE_DEFAULTS = {"min_lr": "lr / 10", "checkpoint_interval": "--eval-interval"}  # what None stands for
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minigpt.train", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--data",
         choices=["shakespeare-char", "shakespeare-bpe"],
         default="shakespeare-char",
-        help="Tiny Shakespeare as characters (65 tokens) or as GPT-2 BPE tokens (50,257)",
+        help="Tiny Shakespeare as characters (65 tokens) or as GPT-2 BPE tokens (50,257) "
+        "(default: shakespeare-char)",
     )
     p.add_argument(
         "--out",
         type=Path,
-        help="checkpoint directory, written every --checkpoint-interval steps (default: every "
-        "--eval-interval), at the end, and on Ctrl-C",
+        help="checkpoint directory, written every --checkpoint-interval steps, at the end, and on "
+        "Ctrl-C; it must be new or empty unless --resume or --overwrite (default: none, nothing saved)",
     )
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (if any)")
-    p.add_argument("--history-json", type=Path, help="write the evaluation history here as JSON (process 0)")
+    previous_run = p.add_mutually_exclusive_group()
+    previous_run.add_argument(
+        "--resume", action="store_true", help="continue the run saved in --out, if any (default: off)"
+    )
+    previous_run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the checkpoints of a previous run in --out and start afresh (default: off)",
+    )
+    p.add_argument(
+        "--history-json", type=Path, help="write the evaluation history here as JSON (default: none)"
+    )
     p.add_argument(
         "--device", default=None, help="cuda, mps or cpu (default: the best available; torchrun: cuda or cpu)"
     )
-    for name in ("block_size", "n_layer", "n_head", "n_embd", "dropout"):
-        default = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}.get(name, model_defaults[name])
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    model_defaults = {f.name: f.default for f in fields(GPTConfig)} | MODEL_OPTION_DEFAULTS
+    for name, help_text in MODEL_OPTION_HELP.items():
+        default = model_defaults[name]
+        help_text = f"{help_text} (default: {default})"
+        p.add_argument(_option(name), type=type(default), default=default, help=help_text)
+    train_defaults = TrainConfig()
     for f in fields(TrainConfig):
-        if f.name in ("block_size",):
+        if f.name == "block_size":  # the model's --block-size
             continue
         default = getattr(train_defaults, f.name)
         kind = float if f.name in ("min_lr", "grad_clip") else type(default) if default is not None else int
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
-    return p.parse_args(argv)
+        shown = NONE_DEFAULTS[f.name] if default is None else default
+        help_text = f"{TRAIN_OPTION_HELP[f.name]} (default: {shown})"
+        p.add_argument(_option(f.name), type=kind, default=default, help=help_text)
+    return p
+
+
+def _option(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -477,6 +582,34 @@ def _process_device(requested: str | None) -> torch.device:
     return torch.device(f"cuda:{local_rank}")
 
 
+def _check_out(args: argparse.Namespace, rank: int) -> None:
+    """Keep two runs apart: a non-empty --out needs --resume (continue it) or --overwrite (start afresh).
+
+    Without that, a new run would keep the old run's checkpoints beside its own, and `latest` would
+    name whichever run saved last.
+    """
+    if args.out is None:
+        for flag in ("resume", "overwrite"):
+            if getattr(args, flag):
+                raise SystemExit(f"--{flag} needs --out, the directory of the run to {flag}")
+        return
+    if args.out.exists() and not args.out.is_dir():
+        raise SystemExit(f"--out {args.out} is a file: give a directory for the run's checkpoints")
+    contents = sorted(p.name for p in args.out.iterdir()) if args.out.is_dir() else []
+    if not contents or args.resume:
+        return
+    if args.overwrite:
+        if rank == 0:  # one process deletes; the others only ever write through it
+            deleted = clear_run(args.out)
+            print(f"--overwrite: deleted {len(deleted)} file(s) of a previous run in {args.out}", flush=True)
+        return
+    shown = ", ".join(contents[:4]) + (f" and {len(contents) - 4} more" if len(contents) > 4 else "")
+    raise SystemExit(
+        f"--out {args.out} is not empty (it holds {shown}): continue the run saved there with --resume, "
+        "delete its checkpoints and start afresh with --overwrite, or give a new directory"
+    )
+
+
 def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) -> Trainer:
     train_data, val_data, vocab_size = _token_data(args.data, rank)
     model_config = GPTConfig(
@@ -495,8 +628,6 @@ def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) ->
     torch.manual_seed(train_config.seed)  # the same initial weights in every process
     trainer = Trainer(GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out)
     if args.resume:
-        if args.out is None:
-            raise SystemExit("--resume needs --out, the directory of the run to continue")
         if (args.out / "latest").is_file():
             resume(trainer)
         elif rank == 0:
@@ -528,6 +659,7 @@ def main(argv: list[str] | None = None) -> None:
     device = _process_device(args.device)
     rank = dist.get_rank() if distributed else 0
     try:
+        _check_out(args, rank)
         trainer = _build_trainer(args, device, rank)
         if rank == 0:
             print(

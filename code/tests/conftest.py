@@ -30,3 +30,15 @@ def shakespeare() -> str:
 def char_data(shakespeare) -> tuple[minigpt.CharTokenizer, torch.Tensor]:
     tokenizer = minigpt.CharTokenizer.from_text(shakespeare)
     return tokenizer, torch.tensor(tokenizer.encode(shakespeare), dtype=torch.long)
+
+
+@pytest.fixture(scope="session")
+def transformers():
+    """transformers, the reference implementation the GPT-2 tests compare with (a test requirement).
+
+    A fixture, not a module-level import, so that only the tests that compare with it skip, and
+    say why, where it is missing; the rest of their module still runs.
+    """
+    return pytest.importorskip(
+        "transformers", reason="transformers, the reference, is not installed: pip install -r requirements.txt"
+    )

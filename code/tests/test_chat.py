@@ -61,9 +61,30 @@ def test_commands(models):
     assert finished.returncode == 0, finished.stderr
     out = finished.stdout
     assert "temperature = 0.5" in out and "/temperature needs a number" in out
-    assert "top_p must be in (0, 1]" in out and "top_p = 0.8" in out
+    assert "top_p must be a number in (0, 1]" in out and "top_p = 0.8" in out
     assert "(conversation forgotten)" in out and "unknown command /what" in out
     assert "model>" not in out  # /quit left before the last line
+
+
+def test_bad_values_are_refused_and_the_conversation_goes_on(models):
+    """/temperature inf was once accepted, and the next message ended the program with a traceback."""
+    lines = "/temperature inf\n/temperature nan\n/temperature -1\n/top_p nan\n/top_p 0\nSay something.\n"
+    finished = run_chat(models["bangs"], lines)
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    out = finished.stdout
+    for value in ("inf", "nan", "-1.0"):
+        assert f"temperature must be a finite number, 0 (greedy) or more, e.g. 0.7; got {value}" in out
+    for value in ("nan", "0.0"):
+        assert f"top_p must be a number in (0, 1] (1: no filtering), e.g. 0.9; got {value}" in out
+    assert "model> " + "!" * MAX_NEW + "\n" in out  # the settings are unchanged and the model replies
+
+
+def test_a_reply_that_cannot_be_sampled_leaves_the_chat_going(models):
+    """A temperature so small that logits / T overflow: no reply to that message, and the chat goes on."""
+    finished = run_chat(models["bangs"], "/temperature 1e-300\nFirst.\n/temperature 0\nSecond.\n")
+    assert finished.returncode == 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert "(no reply: " in finished.stdout and "try a larger /temperature" in finished.stdout
+    assert "model> " + "!" * MAX_NEW + "\n" in finished.stdout  # the second message, greedy
 
 
 def test_oldest_turns_are_dropped_to_fit_the_context(models):
@@ -79,7 +100,10 @@ def test_oldest_turns_are_dropped_to_fit_the_context(models):
 
 def test_bad_options_are_refused(models):
     finished = run_chat(models["bangs"], "", "--top-p", "0")
-    assert finished.returncode == 2 and "top_p must be in (0, 1]" in finished.stderr
+    assert finished.returncode == 2 and "top_p must be a number in (0, 1]" in finished.stderr
+    finished = run_chat(models["bangs"], "", "--temperature", "inf")
+    assert finished.returncode == 2
+    assert "temperature must be a finite number, 0 (greedy) or more" in finished.stderr
     finished = run_chat(models["bangs"], "", "--max-new-tokens", str(BLOCK_SIZE))
     assert finished.returncode == 1 and "leaves no room for a message" in finished.stderr
 

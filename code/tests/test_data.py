@@ -1,9 +1,11 @@
 import hashlib
+import urllib.error
+import urllib.request
 
 import minigpt
 import pytest
 import torch
-from minigpt.data import DataFile, data_path, verify_sha256
+from minigpt.data import DOWNLOAD_TIMEOUT_S, DataFile, DownloadError, data_path, fetch, verify_sha256
 
 
 def test_shipped_files_match_their_sha256():
@@ -89,3 +91,25 @@ def test_set_seed_makes_global_randomness_repeat():
 def test_batch_from_too_short_a_sequence_is_a_clear_error():
     with pytest.raises(ValueError, match="block_size=8"):
         minigpt.get_batch(torch.arange(8), block_size=8, batch_size=2)
+
+
+def test_a_failed_download_says_what_it_fetched_from_where_and_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path / "cache"))
+    missing = (tmp_path / "nowhere.txt").as_uri()
+    expected = f"downloading not-shipped.txt from {missing} failed: .*No such file"
+    with pytest.raises(DownloadError, match=expected):
+        data_path(DataFile("not-shipped.txt", "0" * 64, missing), verbose=False)
+
+
+def test_downloads_have_a_timeout(monkeypatch):
+    seen = {}
+
+    def urlopen(url, timeout=None):
+        seen["timeout"] = timeout
+        raise urllib.error.URLError(TimeoutError("timed out"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    expected = "downloading the ranks from https://example.org/r failed: timed out$"
+    with pytest.raises(DownloadError, match=expected):
+        fetch("https://example.org/r", "the ranks")
+    assert seen["timeout"] == DOWNLOAD_TIMEOUT_S

@@ -11,6 +11,7 @@ import torch
 from minigpt import GPT, GPTConfig, generate, gpt2_tokenizer
 from minigpt.checkpoint import save_weights
 from minigpt.generate import main
+from minigpt.pretrained import save_pretrained
 
 SMALL = GPTConfig(block_size=32, vocab_size=50257, n_layer=1, n_head=2, n_embd=16)
 PROMPT = "To be, or not to be"
@@ -58,11 +59,8 @@ def test_cli_streams_the_greedy_continuation_from_a_fresh_process(tmp_path):
 
 
 def test_cli_in_hugging_face_layout_samples_with_a_seed(tmp_path):
-    pretrained = pytest.importorskip(
-        "minigpt.pretrained", reason="the Hugging Face loader lands with Chapter 5"
-    )
     model = small_model(1)
-    pretrained.save_pretrained(model, tmp_path / "hf")
+    save_pretrained(model, tmp_path / "hf")
     args = ["--model", str(tmp_path / "hf"), "--prompt", PROMPT, "--max-new-tokens", "10", "--top-k", "50",
             "--top-p", "0.95", "--temperature", "0.9", "--seed", "7", "--device", "cpu"]  # fmt: skip
     first, second = run_cli(*args), run_cli(*args)

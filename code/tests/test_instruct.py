@@ -4,12 +4,11 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from minigpt import GPT, GPTConfig, gpt2_tokenizer, instruct, train
+from minigpt import GPT, GPTConfig, data, gpt2_tokenizer, train
 from minigpt.checkpoint import resume
 from minigpt.instruct import (
     ALPACA_52K,
     ALPACA_52K_ENV,
-    DOWNLOAD_TIMEOUT_S,
     FREE_SHARE,
     IGNORE_INDEX,
     MICRO_BATCHES,
@@ -147,10 +146,10 @@ def test_alpaca_download_has_a_timeout(tmp_path, monkeypatch):
         seen["timeout"] = timeout
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(instruct.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(data.urllib.request, "urlopen", urlopen)
     with pytest.raises(OSError, match="from https://example.org/alpaca.json failed: timed out"):
         download_alpaca_52k(PinnedDownload("https://example.org/alpaca.json", "0" * 40), verbose=False)
-    assert seen["timeout"] == DOWNLOAD_TIMEOUT_S
+    assert seen["timeout"] == data.DOWNLOAD_TIMEOUT_S
 
 
 def test_training_records_use_every_alpaca_record_served(tmp_path, monkeypatch, capsys):

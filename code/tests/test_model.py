@@ -113,3 +113,22 @@ def test_dropout_is_active_only_in_training_mode():
     torch.testing.assert_close(model(idx)[0], model(idx)[0])
     model.train()
     assert not torch.allclose(model(idx)[0], model(idx)[0])
+
+
+def test_final_hidden_states_give_the_logits_through_the_head():
+    torch.manual_seed(0)
+    config = GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=2, n_embd=16)
+    model = GPT(config).eval()
+    x = torch.randint(config.vocab_size, (3, 8))
+    y = torch.randint(config.vocab_size, (3, 8))
+    logits, loss = model(x, y)
+    same_logits, same_loss, hidden = model(x, y, return_hidden=True)
+    assert hidden.shape == (3, 8, config.n_embd)
+    assert torch.equal(same_logits, logits) and torch.equal(same_loss, loss)  # the default is unchanged
+    assert torch.equal(model.lm_head(hidden), logits)
+    ln_f_input = {}
+    model.transformer.ln_f.register_forward_hook(lambda module, args, out: ln_f_input.update(out=out))
+    model(x)
+    assert torch.equal(hidden, ln_f_input["out"])  # after the final LayerNorm
+    last_logits, _, last_hidden = model(x, last_only=True, return_hidden=True)
+    assert last_hidden.shape == (3, 1, config.n_embd) and torch.equal(model.lm_head(last_hidden), last_logits)

@@ -142,8 +142,7 @@ def test_a_corrupt_download_is_refused_by_its_sha256(first_download, tmp_path):
     assert "model.safetensors in the Hugging Face cache has sha256" in out and "a corrupt download" in out
 
 
-def test_the_loaded_model_gives_transformers_logits(first_download):
-    transformers = pytest.importorskip("transformers")  # a test requirement, the reference
+def test_the_loaded_model_gives_transformers_logits(first_download, transformers):
     _, _, cache = first_download
     folder = cache / "hub" / "models--openai-community--gpt2" / "snapshots" / GPT2.revision
     ours = from_pretrained(folder)

@@ -4,6 +4,7 @@ transformers is the reference implementation here (a test requirement), never a 
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,16 +17,16 @@ from safetensors.torch import load_file, save_file
 
 import minigpt
 from minigpt import GPT, GPTConfig
+from minigpt.data import DownloadError
 from minigpt.pretrained import (
     GPT2_SIZES,
     STANDIN_FILES,
+    download_gpt2,
     from_pretrained,
     gpt2_config,
     our_name,
     save_pretrained,
 )
-
-transformers = pytest.importorskip("transformers")
 
 SMALL = dict(n_positions=64, vocab_size=300, n_layer=2, n_head=4, n_embd=32)
 GPT2_124M = dict(n_positions=1024, vocab_size=50257, n_layer=12, n_head=12, n_embd=768)
@@ -45,7 +46,7 @@ def perturb_(model: torch.nn.Module, seed: int = 0) -> None:
                 p.copy_(0.05 * noise)  # weights and embeddings
 
 
-def hf_model(seed: int = 0, **shape) -> "transformers.GPT2LMHeadModel":
+def hf_model(transformers, seed: int = 0, **shape) -> "transformers.GPT2LMHeadModel":
     config = transformers.GPT2Config(**shape, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     torch.manual_seed(seed)
     model = transformers.GPT2LMHeadModel(config)
@@ -71,8 +72,8 @@ def greedy(next_logits, prompt: torch.Tensor, steps: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def small_hf_dir(tmp_path_factory):
-    model = hf_model(**SMALL)
+def small_hf_dir(tmp_path_factory, transformers):
+    model = hf_model(transformers, **SMALL)
     folder = tmp_path_factory.mktemp("small_hf")
     model.save_pretrained(folder, safe_serialization=True)
     return model, folder
@@ -80,8 +81,8 @@ def small_hf_dir(tmp_path_factory):
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("shape", [SMALL, GPT2_124M], ids=["small", "124M"])
-def test_transformers_checkpoint_gives_the_same_logits_and_greedy_text(shape, tmp_path, device):
-    theirs = hf_model(**shape)
+def test_transformers_checkpoint_gives_the_same_logits_and_greedy_text(shape, tmp_path, device, transformers):
+    theirs = hf_model(transformers, **shape)
     theirs.save_pretrained(tmp_path, safe_serialization=True)
     assert not (tmp_path / "pytorch_model.bin").exists()
     ours = from_pretrained(tmp_path, device=device)
@@ -101,7 +102,7 @@ def test_transformers_checkpoint_gives_the_same_logits_and_greedy_text(shape, tm
     assert len(set(ours_text)) > 1  # a continuation that varies, not one token repeated
 
 
-def test_our_checkpoint_loads_in_transformers_with_the_same_logits(tmp_path):
+def test_our_checkpoint_loads_in_transformers_with_the_same_logits(tmp_path, transformers):
     torch.manual_seed(0)
     ours = GPT(GPTConfig(block_size=64, vocab_size=300, n_layer=2, n_head=4, n_embd=32)).eval()
     perturb_(ours)
@@ -143,7 +144,7 @@ def test_loaded_model_is_tied_in_eval_mode_and_converts_dtype(small_hf_dir):
         assert torch.equal(a.to(torch.bfloat16), b), name
 
 
-def test_saved_config_has_gpt2_fields_transformers_reads(tmp_path):
+def test_saved_config_has_gpt2_fields_transformers_reads(tmp_path, transformers):
     model = GPT(GPTConfig(block_size=32, vocab_size=50257, n_layer=1, n_head=2, n_embd=16, dropout=0.1))
     save_pretrained(model, tmp_path)
     fields = json.loads((tmp_path / "config.json").read_text())
@@ -361,3 +362,20 @@ def test_standin_is_verified_by_sha256(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIGPT_DATA", str(tmp_path))
     with pytest.raises(ValueError, match="sha256"):
         minigpt.pretrained.standin_dir()
+
+
+def test_a_failed_hub_download_names_the_file_and_waits_a_bounded_time(monkeypatch):
+    import huggingface_hub
+
+    waits = []
+
+    def hf_hub_download(repo_id, filename, *, revision, local_files_only, etag_timeout):
+        waits.append(etag_timeout)
+        raise TimeoutError("The read operation timed out")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    gpt2 = GPT2_SIZES["gpt2"]
+    expected = f"downloading config.json of {gpt2.repo_id} from .*revision {gpt2.revision}.* failed: The read"
+    with pytest.raises(DownloadError, match=expected):
+        download_gpt2("gpt2")
+    assert waits and all(0 < wait < math.inf for wait in waits)

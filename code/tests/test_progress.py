@@ -54,7 +54,7 @@ def test_live_text_bar_in_a_terminal_ends_full_when_the_loop_breaks_on_its_last_
 
 def test_jupyter_bar_is_green_not_red_when_the_loop_breaks_on_its_last_item(monkeypatch):
     """tqdm's Jupyter bar turns red ("danger") when closed short of its total."""
-    pytest.importorskip("ipywidgets")
+    pytest.importorskip("ipywidgets", reason="ipywidgets, the package's dependency for notebook bars, is not installed")
     import tqdm.auto
     from tqdm.notebook import tqdm as notebook_tqdm
 

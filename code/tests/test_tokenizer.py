@@ -1,7 +1,11 @@
+import hashlib
+
 import minigpt
 import pytest
 import tiktoken
+import tiktoken_ext.openai_public as openai_public
 import torch
+from tiktoken import load as tiktoken_load
 
 
 def test_char_round_trip(shakespeare, char_data):
@@ -40,10 +44,25 @@ def test_gpt2_tokenizer_offline():
     assert enc.decode(enc.encode(text)) == text  # byte-level BPE encodes any text
 
 
-def test_gpt2_tokenizer_matches_tiktoken_when_online():
-    try:
-        reference = tiktoken.get_encoding("gpt2")
-    except Exception:  # no network and no tiktoken cache: nothing to compare with
-        pytest.skip("tiktoken's own gpt2 encoding is not available offline")
-    text = "All:\nSpeak, speak.\n\n  tabs\tand  spaces, numbers 12345 and 'quotes' it's"
-    assert minigpt.gpt2_tokenizer().encode(text) == reference.encode(text)
+def test_gpt2_tokenizer_matches_tiktokens_own_constructor_offline(monkeypatch, tmp_path, shakespeare):
+    """tiktoken's own r50k_base (GPT-2's encoding under its other name), built from the shipped ranks.
+
+    tiktoken reads a download from its cache folder, under the SHA-1 of the file's URL, and checks
+    the expected sha256; with the shipped copy put there, its own constructor runs with no network.
+    """
+    ours = minigpt.gpt2_tokenizer()
+    cache = tmp_path / "tiktoken-cache"
+    cache.mkdir()
+    ranks = minigpt.data_path(minigpt.GPT2_BPE_RANKS, verbose=False)
+    (cache / hashlib.sha1(minigpt.GPT2_BPE_RANKS.url.encode()).hexdigest()).write_bytes(ranks.read_bytes())
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+
+    def no_network(blobpath):  # what tiktoken calls when its cache lacks a file
+        raise AssertionError(f"tiktoken tried to download {blobpath}")
+
+    monkeypatch.setattr(tiktoken_load, "read_file", no_network)
+    reference = tiktoken.Encoding(**openai_public.ENCODING_CONSTRUCTORS["r50k_base"]())
+    assert (ours.n_vocab, ours.eot_token) == (reference.n_vocab, reference.eot_token)
+    text = "All:\nSpeak, speak.\n\n  tabs\tand  spaces, numbers 12345 and 'quotes' it's Ünïcödé ✓"
+    for sample in (text, shakespeare[:20_000]):
+        assert ours.encode(sample) == reference.encode(sample)

@@ -326,3 +326,77 @@ def test_command_line_saves_and_resumes_a_run(tmp_path):
     assert "from step 6" in again.stdout  # nothing left to do: the run was complete
     missing = subprocess.run([*args[:-2], "--resume"], capture_output=True, text=True)
     assert missing.returncode != 0 and "--resume needs --out" in missing.stderr
+
+
+def step_before_loss_functions(trainer):
+    """The Trainer's optimizer step as written before it took a loss function (fp32, one process)."""
+    config = trainer.config
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = lr_at(trainer.step, config)
+    for _ in range(config.grad_accum_steps):
+        x, y = minigpt.get_batch(trainer.train_data, trainer.block_size, config.batch_size, trainer.generator)
+        logits, _ = trainer.model(x)
+        smoothing = config.label_smoothing
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), label_smoothing=smoothing)
+        (loss / config.grad_accum_steps).backward()
+    torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), config.grad_clip)
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.step += 1
+
+
+def test_the_default_loss_trains_exactly_as_before():
+    """Dropout, label smoothing, accumulation and clipping: bit for bit the same weights."""
+    settings = dict(grad_accum_steps=2, label_smoothing=0.1, grad_clip=0.5, precision="fp32")
+    trainer = make_trainer(**settings)
+    dropout_rng = torch.get_rng_state()  # where both runs' dropout masks start
+    for _ in range(3):
+        trainer.train_step()
+    reference = make_trainer(**settings)
+    torch.set_rng_state(dropout_rng)
+    for _ in range(3):
+        step_before_loss_functions(reference)
+    for ours, theirs in zip(params(trainer), params(reference), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+class WeightedWindows:
+    """A BatchSource of (x, y, weight) batches: a batch of three tensors, for a loss of one's own."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def sample_batch(self, batch_size, generator):
+        x, y = minigpt.get_batch(self.data, MODEL.block_size, batch_size, generator)
+        return x, y, torch.rand(batch_size, generator=generator)
+
+    def eval_batches(self, count, batch_size):
+        g = torch.Generator().manual_seed(0)
+        return [self.sample_batch(batch_size, g) for _ in range(count // batch_size)]
+
+
+def weighted_loss(model, batch):
+    x, y, weight = batch
+    logits, _ = model(x)  # (B, T, V)
+    per_sequence = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)  # (B, T) -> (B,)
+    return (weight * per_sequence).mean()
+
+
+def test_a_loss_function_of_ones_own_trains_and_evaluates_on_its_batches():
+    torch.manual_seed(0)
+    config = TrainConfig(max_steps=2, batch_size=4, eval_interval=2, eval_windows=8, precision="fp32")
+    train, val = WeightedWindows(tokens()), WeightedWindows(tokens(800, seed=1))
+    seen = []
+
+    def loss_fn(model, batch):
+        seen.append([tuple(t.shape) for t in batch])
+        return weighted_loss(model, batch)
+
+    trainer = Trainer(GPT(MODEL), train, val, config, loss_fn=loss_fn)
+    loss, _ = trainer.train_step()
+    assert seen == [[(4, 16), (4, 16), (4,)]] and np.isfinite(loss)  # the three tensors, one micro-batch
+    losses = trainer.evaluate()
+    trainer.model.eval()
+    with torch.no_grad():
+        by_hand = [weighted_loss(trainer.model, batch).item() for batch in val.eval_batches(8, 4)]
+    assert losses["val"] == pytest.approx(sum(by_hand) / len(by_hand), rel=1e-6)

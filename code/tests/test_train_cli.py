@@ -134,3 +134,27 @@ def test_out_alone_saves_at_every_evaluation(tmp_path):
     subprocess.run(args, check=True, capture_output=True, env=ENV)
     kept = sorted(p.name for p in (tmp_path / "run").glob("step_*"))
     assert kept == ["step_000050", "step_000060"]  # 25 and 50 at the interval, 60 at the end; last two kept
+
+
+def test_a_new_run_into_a_non_empty_out_needs_resume_or_overwrite(tmp_path):
+    out = tmp_path / "run"
+    short = [*command(out), "--max-steps", "3"]
+    subprocess.run(short, check=True, capture_output=True, env=ENV)
+    (out / "notes.txt").write_text("mine")  # a file of the user's, which no option deletes
+
+    refused = subprocess.run(short, capture_output=True, text=True, env=ENV)
+    assert refused.returncode != 0
+    assert f"--out {out} is not empty (it holds latest, notes.txt, step_000003)" in refused.stderr
+    assert "--resume" in refused.stderr and "--overwrite" in refused.stderr
+    assert latest_step(out) == 3  # nothing was touched
+
+    both = subprocess.run([*short, "--resume", "--overwrite"], capture_output=True, text=True, env=ENV)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+    afresh = subprocess.run(
+        [*command(out), "--max-steps", "2", "--overwrite"], capture_output=True, text=True, env=ENV
+    )
+    assert afresh.returncode == 0, afresh.stderr
+    assert "--overwrite: deleted 2 file(s) of a previous run" in afresh.stdout
+    assert "from step 0" in afresh.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["latest", "notes.txt", "step_000002"]
