@@ -7,8 +7,9 @@ Training a `GPT` with the `Trainer` (AdamW, optionally under fp16/bf16 autocast)
     autocast copies  2 bytes a Linear weight (the tied head's included): fp16/bf16 copies made in the
                      forward pass and kept for backward
     activations      what `GPT.forward` keeps for backward (counted in `activation_bytes`)
-    logits and loss  the (B, T, vocab_size) logits, plus three float32 arrays of that size while the
-                     loss's backward runs: the log-softmax output, its gradient, the logits' gradient
+    logits and loss  three float32 arrays of the (B, T, vocab_size) logits' size while the loss's
+                     backward runs: the log-softmax output, its gradient, the logits' gradient (the
+                     logits themselves are freed once the loss is computed: nothing refers to them)
     gradients        4 bytes a parameter, allocated as backward runs, and at its end two more float32
                      vocab_size x n_embd arrays: the tied embedding's gradient comes from the head and
                      from the embedding, and the engine sums the two into a third
@@ -170,7 +171,6 @@ def training_memory(
         raise ValueError(f"other_models must be a count of models, 0 or more, got {other_models!r}")
     params = parameter_count(config)
     half = precision != "fp32"
-    logit_bytes = HALF if half else FLOAT32
     return MemoryEstimate(
         batch_size=batch_size,
         seq_len=seq_len,
@@ -179,7 +179,7 @@ def training_memory(
         adamw_moments=2 * FLOAT32 * params,
         autocast_copies=HALF * linear_weight_count(config) if half else 0,
         activations=activation_bytes(config, batch_size, seq_len, precision),
-        logits_and_loss=batch_size * seq_len * config.vocab_size * (logit_bytes + 3 * FLOAT32),
+        logits_and_loss=batch_size * seq_len * config.vocab_size * 3 * FLOAT32,
         gradients=FLOAT32 * (params + 2 * config.vocab_size * config.n_embd),
         other_models=other_models * FLOAT32 * params,
     )

@@ -196,7 +196,7 @@ def test_cpu_and_apple_gpu_fine_tune_the_stand_in_or_gpt2_when_asked():
     [
         (139.0, "gpt2-medium", 16),  # an H200
         (14.6, "gpt2-medium", 8),  # a T4: GPT-2 medium, accumulating two micro-batches of 8
-        (7.5, "gpt2", 8),  # an 8 GB GPU
+        (7.5, "gpt2", 16),  # an 8 GB GPU
         (4.0, "gpt2", 4),
         (1.5, "stand-in", 8),
     ],

@@ -98,7 +98,7 @@ def test_parts_and_peak():
     assert fp32.gradients == 4 * params + 2 * 4 * 50257 * 1024  # and the tied matrix's two gradients, summed
     assert fp32.autocast_copies == 0 and fp16.autocast_copies == 2 * (12 * 1024**2 * 24 + 50257 * 1024)
     assert fp16.other_models == 4 * params
-    assert fp32.logits_and_loss == 8 * 256 * 50257 * 16 and fp16.logits_and_loss == 8 * 256 * 50257 * 14
+    assert fp32.logits_and_loss == fp16.logits_and_loss == 8 * 256 * 50257 * 12  # in float32 either way
     assert fp16.activations < fp32.activations
     start = fp16.autocast_copies + fp16.activations + fp16.logits_and_loss
     assert fp16.peak == fp16.weights + fp16.other_models + fp16.adamw_moments + max(start, fp16.gradients)
