@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from minigpt import gpt2_tokenizer, load_text, train_val_split
-from minigpt.checkpoint import latest_checkpoint, load_model
+from minigpt.checkpoint import checkpoint_model, latest_checkpoint
 from minigpt.data import cache_dir, sha256_of
 from minigpt.pretrained import STANDIN_DIR, from_pretrained, save_pretrained
 from minigpt.train import evaluate_loss
@@ -58,7 +58,7 @@ def train(run_dir: Path, device: str | None) -> None:
 
 def export(run_dir: Path, out: Path) -> torch.nn.Module:
     """Save the run's latest checkpoint in GPT-2's format and check that it loads back unchanged."""
-    model = load_model(latest_checkpoint(run_dir / "ckpt")).eval()
+    model = checkpoint_model(latest_checkpoint(run_dir / "ckpt")).eval()
     save_pretrained(model, out)
     loaded = from_pretrained(out)
     for name, tensor in model.state_dict().items():

@@ -1,20 +1,23 @@
-"""Chat with an instruction-tuned model in a terminal (Chapter 7).
+"""Chat with a model in a terminal (Chapter 7): `minigpt chat --model FOLDER` (see minigpt.cli).
 
-    python -m minigpt.chat --model DIR       # a model saved with minigpt.pretrained.save_pretrained
-    python -m minigpt.chat --model gpt2      # or a Hugging Face Hub name (needs the network)
+The model folder says how to talk to the model (minigpt.pretrained.load_model):
 
-Each message is written into Alpaca's prompt template, the reply is streamed token by token and
-ends at end-of-text (or after --max-new-tokens). Alpaca's format has a single turn, so earlier turns
-go before the new one as context, each as instruction and response, separated by a blank line; when
-the conversation no longer fits the model's context window beside the reply's budget, the oldest
-turns are dropped. Commands: /reset, /temperature T, /top_p P, /quit. Ctrl-D or Ctrl-C leaves.
+- An instruction-tuned model ("alpaca") gets each message in Alpaca's prompt template, and its reply
+  ends at end-of-text (or after the reply's budget of tokens). Alpaca's format has a single turn, so
+  earlier turns go before the new one as context, each as instruction and response, separated by a
+  blank line.
+- A base model ("plain"), or one whose characters cannot spell the template, continues the text: each
+  message is appended to the conversation on a new line and the model writes what follows.
+
+When the conversation no longer fits the model's context window beside the reply's budget, the
+oldest turns are dropped. Commands: /reset, /temperature T, /top_p P, /quit. Ctrl-D or Ctrl-C leaves.
 """
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import sys
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -22,11 +25,8 @@ import torch
 from .generate import stream
 from .instruct import format_prompt
 from .sampling import SamplingRule
-from .tokenizer import gpt2_tokenizer
-from .utils import choose_device
 
 HELP = "commands: /reset (forget the conversation), /temperature T, /top_p P, /quit (or Ctrl-D)"
-TURN_SEPARATOR = "\n\n"
 
 
 class Prompt(NamedTuple):
@@ -35,17 +35,48 @@ class Prompt(NamedTuple):
     dropped: int  # how many of the oldest turns were dropped to make it fit
 
 
+class ChatFormat(NamedTuple):
+    """How a message is written for the model, and what goes between turns."""
+
+    name: str  # "alpaca" or "plain"
+    template: Callable[[str], str]
+    separator: str
+
+
+ALPACA = ChatFormat("alpaca", lambda message: format_prompt({"instruction": message, "input": ""}), "\n\n")
+PLAIN = ChatFormat("plain", lambda message: message, "\n")
+
+
+def chat_format(prompt_format: str, tokenizer) -> tuple[ChatFormat, str]:
+    """The format to chat in, and a line that says what it means for the user.
+
+    An "alpaca" model whose tokenizer cannot spell the template (a character model trained on text
+    without '#') chats as plain continuation, and the line says why.
+    """
+    plain = "a base model: each message is continued as plain text, not answered as an instruction"
+    if prompt_format != "alpaca":
+        return PLAIN, f"this is {plain}"
+    try:
+        tokenizer.encode_ordinary(ALPACA.template("?"))
+    except ValueError as error:
+        return PLAIN, f"its tokenizer cannot write Alpaca's template ({error}), so it chats as {plain}"
+    return ALPACA, "instruction-tuned: each message goes into Alpaca's prompt template"
+
+
 class Conversation:
     """The turns so far, and prompts for new messages that fit in `budget` tokens."""
 
-    def __init__(self, tokenizer, budget: int):
-        self.tokenizer, self.budget = tokenizer, budget
-        self.separator = tokenizer.encode_ordinary(TURN_SEPARATOR)
+    def __init__(self, tokenizer, budget: int, format: ChatFormat = ALPACA):
+        self.tokenizer, self.budget, self.format = tokenizer, budget, format
+        self.separator = tokenizer.encode_ordinary(format.separator)
         self.turns: list[list[int]] = []  # each finished turn as tokens: its message, then the reply
 
     def prompt_for(self, message: str) -> Prompt:
-        """The prompt for a new message, after dropping the oldest turns that no longer fit."""
-        new = self.tokenizer.encode_ordinary(format_prompt({"instruction": message, "input": ""}))
+        """The prompt for a new message, after dropping the oldest turns that no longer fit.
+
+        Raises ValueError for a message the tokenizer cannot encode or that cannot fit.
+        """
+        new = self.tokenizer.encode_ordinary(self.format.template(message))
         if len(new) > self.budget:
             raise ValueError(
                 f"the message takes {len(new)} tokens with its template, more than the {self.budget} "
@@ -66,39 +97,6 @@ class Conversation:
         self.turns.clear()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m minigpt.chat", description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--model", required=True, help="a directory saved by save_pretrained, or a Hub name (gpt2); required"
-    )
-    p.add_argument(
-        "--temperature", type=float, default=0.7, help="0: always the likeliest token (greedy) (default: 0.7)"
-    )
-    p.add_argument(
-        "--top-p",
-        type=float,
-        default=0.9,
-        help="sample from the smallest set of this much mass (default: 0.9)",
-    )
-    p.add_argument(
-        "--max-new-tokens", type=int, default=100, help="the longest reply, in tokens (default: 100)"
-    )
-    p.add_argument(
-        "--seed", type=int, default=None, help="make the replies reproducible (default: none, random)"
-    )
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    return p
-
-
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    p = build_parser()
-    args = p.parse_args(argv)
-    for problem in (_check("temperature", args.temperature), _check("top_p", args.top_p)):
-        if problem:
-            p.error(problem)
-    return args
-
-
 # What each setting may be, for the error that refuses another value (SamplingRule decides).
 VALID_SETTINGS = {
     "temperature": "a finite number, 0 (greedy) or more, e.g. 0.7",
@@ -106,7 +104,7 @@ VALID_SETTINGS = {
 }
 
 
-def _check(setting: str, value: float) -> str | None:
+def check_setting(setting: str, value: float) -> str | None:
     """None if `value` is a valid temperature or top_p, else the error to show."""
     try:
         SamplingRule(**{setting: value})
@@ -121,7 +119,7 @@ def _set(setting: str, argument: str, settings: dict) -> str:
         value = float(argument)
     except ValueError:
         return f"/{setting} needs a number, e.g. /{setting} {settings[setting]}"
-    problem = _check(setting, value)
+    problem = check_setting(setting, value)
     if problem:
         return problem
     settings[setting] = value
@@ -129,17 +127,17 @@ def _set(setting: str, argument: str, settings: dict) -> str:
 
 
 def reply(
-    model: torch.nn.Module, prompt: Prompt, settings: dict, max_new_tokens: int, generator
+    model: torch.nn.Module, tokenizer, prompt: Prompt, settings: dict, max_new_tokens: int, generator
 ) -> list[int]:
     """Stream the model's reply to stdout as it is generated; return its tokens (end-of-text excluded)."""
-    tokenizer = gpt2_tokenizer()
+    stop = [] if tokenizer.eot_token is None else [tokenizer.eot_token]
     tokens = stream(
         model,
         torch.tensor([prompt.tokens], device=next(model.parameters()).device),
         max_new_tokens,
         temperature=settings["temperature"],
         top_p=settings["top_p"],
-        stop_tokens=[tokenizer.eot_token],
+        stop_tokens=stop,
         generator=generator,
     )
     # A character can be split over two byte-level tokens: print only complete characters.
@@ -153,11 +151,17 @@ def reply(
     return reply_tokens
 
 
-def chat(model: torch.nn.Module, args: argparse.Namespace) -> None:
-    """The read-reply loop. Returns at /quit or at the end of the input (Ctrl-D)."""
-    conversation = Conversation(gpt2_tokenizer(), model.config.block_size - args.max_new_tokens)
-    settings = {"temperature": args.temperature, "top_p": args.top_p}
-    generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+def chat(
+    model: torch.nn.Module,
+    tokenizer,
+    format: ChatFormat,
+    settings: dict,
+    max_new_tokens: int,
+    generator: torch.Generator | None = None,
+) -> None:
+    """The read-reply loop, with `settings` {"temperature": T, "top_p": P}. Returns at /quit or at the
+    end of the input (Ctrl-D). A bad command or message prints why, and the conversation goes on."""
+    conversation = Conversation(tokenizer, model.config.block_size - max_new_tokens, format)
     while True:
         try:
             line = input("you> ").strip()
@@ -181,47 +185,20 @@ def chat(model: torch.nn.Module, args: argparse.Namespace) -> None:
         else:
             try:
                 prompt = conversation.prompt_for(line)
-            except ValueError as error:
+            except ValueError as error:  # too long, or a character the model's vocabulary lacks
                 print(error)
                 continue
             if prompt.dropped:
                 print(f"(dropped the {prompt.dropped} oldest turn(s) to stay within the context window)")
             try:
-                reply_tokens = reply(model, prompt, settings, args.max_new_tokens, generator)
+                reply_tokens = reply(model, tokenizer, prompt, settings, max_new_tokens, generator)
             except RuntimeError as error:  # e.g. a temperature so small that logits / T overflow to inf
                 print(f"\n(no reply: {error}; try a larger /temperature, or /temperature 0 for greedy)")
                 continue
             conversation.add(prompt, reply_tokens)
 
 
-def load_chat_model(name_or_dir: str, max_new_tokens: int, device: torch.device) -> torch.nn.Module:
-    """The model to chat with; exits with a message if it cannot be loaded or leaves no room to chat."""
-    from .pretrained import from_pretrained
+if __name__ == "__main__":  # the old entry point, python -m minigpt.chat: now `minigpt chat`
+    from .cli import main
 
-    try:
-        model = from_pretrained(name_or_dir, device=device)
-    except (OSError, ValueError) as error:
-        sys.exit(f"error: could not load the model {name_or_dir!r}: {error}")
-    if max_new_tokens >= model.config.block_size:
-        sys.exit(
-            f"error: --max-new-tokens {max_new_tokens} leaves no room for a message in the "
-            f"model's context of {model.config.block_size} tokens"
-        )
-    return model
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _arguments(argv)
-    device = choose_device(args.device)
-    try:
-        model = load_chat_model(args.model, args.max_new_tokens, device)
-        context = model.config.block_size
-        print(f"chatting with {args.model} on {device} (context {context} tokens); {HELP}", flush=True)
-        chat(model, args)
-    except KeyboardInterrupt:  # Ctrl-C: leave without a traceback
-        print()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["chat", *sys.argv[1:]]))

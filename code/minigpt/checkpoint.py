@@ -3,7 +3,8 @@
 A checkpoint is a folder `step_000500/` inside the run's checkpoint directory holding
 
     model.safetensors   the weights (safetensors: no pickle, loads safely from anywhere)
-    config.json         the model's GPTConfig and the run's TrainConfig
+    config.json         the model's GPTConfig, the run's TrainConfig and, when the trainer knows
+                        them, the tokenizer and prompt format of the model folder it exports to
     state.pt            optimizer, loss scaler, data-order and RNG states, history (plain tensors
                         and numbers, read back with torch.load(weights_only=True))
 
@@ -13,6 +14,9 @@ they only read and set its attributes, so this module imports nothing from that 
 Writing is atomic: the folder is written under a temporary name, flushed to disk, renamed into
 place, and only then does the file `latest` (itself replaced atomically) point at it. A crash at any
 moment leaves `latest` naming a complete checkpoint, so nothing already saved is ever lost.
+
+A checkpoint is for resuming training. To generate or chat with what it holds, `export_checkpoint`
+writes it as a model folder (minigpt.pretrained), the one format that models are loaded from.
 """
 
 from __future__ import annotations
@@ -95,6 +99,8 @@ def _write_folder(final: Path, trainer) -> None:
         state = trainer_state(trainer)
         save_weights(trainer.model, tmp / "model.safetensors")
         config = {"model": trainer.model.config.to_dict(), "train": state["train_config"]}
+        if trainer.folder_info is not None:
+            config["folder_info"] = trainer.folder_info
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         torch.save(state, tmp / "state.pt")
         for f in tmp.iterdir():
@@ -131,13 +137,38 @@ def latest_checkpoint(directory: str | Path) -> Path:
     return directory / pointer.read_text().strip()
 
 
-def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> GPT:
-    """A GPT built from a checkpoint folder's config.json and model.safetensors."""
+def checkpoint_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> GPT:
+    """The GPT of a training checkpoint, built from its config.json and model.safetensors."""
     checkpoint = Path(checkpoint)
     config = GPTConfig(**json.loads((checkpoint / "config.json").read_text())["model"])
     model = GPT(config)
     load_weights(model, checkpoint / "model.safetensors")
     return model.to(device)
+
+
+def export_checkpoint(source: str | Path, out: str | Path, *, tokenizer=None, prompt_format: str | None = None) -> Path:
+    """Write a training checkpoint as a model folder in `out`, for `minigpt generate` and `chat`.
+
+    `source` is a checkpoint folder (step_000500) or a checkpoint directory (its `latest` is taken).
+    The tokenizer and prompt format are those the run recorded (the command line records them); a
+    checkpoint of a Trainer that did not know them needs `tokenizer` (unless its vocabulary is GPT-2's)
+    and takes prompt format "plain" unless told otherwise.
+    """
+    from .pretrained import save_pretrained  # the model folder's writer (it does not import this module)
+    from .tokenizer import tokenizer_from_description
+
+    source = Path(source)
+    if (source / "latest").is_file():
+        source = latest_checkpoint(source)
+    if not (source / "state.pt").is_file():
+        raise FileNotFoundError(
+            f"{source} is not a training checkpoint (a step_NNNNNN folder with state.pt) nor a directory of them"
+        )
+    recorded = json.loads((source / "config.json").read_text()).get("folder_info", {})
+    if tokenizer is None and "tokenizer" in recorded:
+        tokenizer = tokenizer_from_description(recorded["tokenizer"])
+    prompt_format = prompt_format or recorded.get("prompt_format", "plain")
+    return save_pretrained(checkpoint_model(source), out, tokenizer=tokenizer, prompt_format=prompt_format)
 
 
 def resume(trainer, checkpoint: str | Path | None = None) -> None:

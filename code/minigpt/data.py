@@ -133,6 +133,27 @@ def load_text(file: DataFile = TINY_SHAKESPEARE, verbose: bool = True) -> str:
     return data_path(file, verbose).read_text(encoding="utf-8")
 
 
+def read_text_file(path: str | Path) -> str:
+    """The text of a UTF-8 file of one's own, to train on; a clear error if it cannot be used."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"the text file {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file: give a UTF-8 text file to train on")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"the text file {path} cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {error.start} is {error.object[error.start:error.start + 1]!r}): "
+            "save it as UTF-8 and try again"
+        ) from None
+    if not text.strip():
+        raise ValueError(f"the text file {path} is empty: there is nothing to train on")
+    return text
+
+
 def write_tokens(tokens, path: str | Path) -> Path:
     """Write token ids (each below 65,536) to a flat uint16 file, atomically.
 

@@ -15,29 +15,20 @@ decoding rules of `minigpt.sampling` (temperature, top-k, top-p; temperature 0 i
 - Stop tokens. Each row stops at its first stop token (kept in the output); a finished row repeats that
   token as padding while the others go on, and the loop ends early once every row has finished.
 
-    python -m minigpt.generate --model gpt2 --prompt "The meaning of life is" --max-new-tokens 40
+    minigpt generate --model gpt2 --prompt "The meaning of life is" --max-new-tokens 40
 """
 
 from __future__ import annotations
 
-import argparse
-import codecs
-import json
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .checkpoint import latest_checkpoint
-from .checkpoint import load_model as load_checkpoint_model
 from .sampling import SamplingRule
-from .tokenizer import gpt2_tokenizer
-from .utils import choose_device
 
 
 class Generation(NamedTuple):
@@ -235,109 +226,7 @@ def _stop_tensor(stop_tokens: int | Iterable[int] | None, device: torch.device) 
     return torch.tensor(ids, dtype=torch.long, device=device)
 
 
-OFFLINE_HINT = (
-    "offline, give a model folder instead, such as the course's stand-in: data/gpt2-shakespeare-standin"
-)
+if __name__ == "__main__":  # the old entry point, python -m minigpt.generate: now `minigpt generate`
+    from .cli import main
 
-
-def load_model(name_or_dir: str, device: torch.device | str = "cpu") -> nn.Module:
-    """A GPT from a training run's checkpoint (Chapter 4), or GPT-2 by name or in Hugging Face's layout."""
-    path = Path(name_or_dir)
-    if not path.is_dir() and (path.exists() or os.sep in name_or_dir):
-        raise FileNotFoundError(
-            f"{name_or_dir} is not a folder: a model folder holds config.json and weights"
-        )
-    if (path / "latest").is_file():  # a run's checkpoint directory: its latest checkpoint
-        path = latest_checkpoint(path)
-    config_file = path / "config.json"
-    if config_file.is_file() and "model" in json.loads(config_file.read_text()):
-        return load_checkpoint_model(path, device)
-    from .pretrained import from_pretrained  # GPT-2 by name, or a folder in Hugging Face's layout
-
-    return from_pretrained(name_or_dir, device=device)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m minigpt.generate",
-        description="Continue a prompt with a GPT, streaming the new text as it is generated.",
-    )
-    parser.add_argument(
-        "--model", default="gpt2", help="gpt2, gpt2-medium, ..., or a model folder (default: gpt2)"
-    )
-    parser.add_argument("--prompt", required=True, help="the text to continue; required")
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=100, help="at most this many new tokens (default: 100)"
-    )
-    parser.add_argument(
-        "--temperature", type=float, default=1.0, help="0 is greedy; below 1 sharper (default: 1.0)"
-    )
-    parser.add_argument(
-        "--top-k", type=int, default=None, help="sample from the k most likely tokens only (default: no cut)"
-    )
-    parser.add_argument(
-        "--top-p", type=float, default=None, help="sample from the smallest set reaching p (default: no cut)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="seed for the same text on every run (default: none, random)"
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument(
-        "--no-stop", action="store_true", help="keep going after <|endoftext|> (default: stop there)"
-    )
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="rerun the whole context at every step (default: use the KV cache)",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        SamplingRule(args.temperature, args.top_k, args.top_p)
-        _check_count(args.max_new_tokens)
-    except ValueError as e:
-        name, rest = str(e).split(" ", 1)  # the message names the parameter first: name it as an option
-        parser.error(f"--{name.replace('_', '-')} {rest}")
-    if not args.prompt:
-        parser.error("--prompt is empty: give the model some text to continue")
-
-    tokenizer = gpt2_tokenizer()
-    device = choose_device(args.device)
-    try:
-        model = load_model(args.model, device)
-    except (OSError, ValueError) as e:
-        hint = "" if Path(args.model).exists() else f" ({OFFLINE_HINT})"
-        sys.exit(f"error: could not load the model {args.model!r}{hint}: {e}")
-    if model.config.vocab_size < tokenizer.n_vocab:
-        sys.exit(
-            f"error: this command writes with GPT-2's tokenizer ({tokenizer.n_vocab} tokens), but the model "
-            f"{args.model!r} has a vocabulary of {model.config.vocab_size}"
-        )
-    print(f"[{args.model}: {model.num_params() / 1e6:.1f}M parameters on {device}]", file=sys.stderr)
-
-    prompt_ids = tokenizer.encode(args.prompt, allowed_special="all")
-    tokens = stream(
-        model,
-        prompt_ids,
-        args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        stop_tokens=None if args.no_stop else tokenizer.eot_token,
-        generator=None if args.seed is None else torch.Generator().manual_seed(args.seed),
-        use_cache=not args.no_cache,
-    )
-    # A token may end in the middle of a character's UTF-8 bytes: print text once its bytes are complete.
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    print(args.prompt, end="", flush=True)
-    for token in tokens:
-        print(utf8.decode(tokenizer.decode_single_token_bytes(token)), end="", flush=True)
-    print(utf8.decode(b"", final=True))
-
-
-if __name__ == "__main__":
-    main()
+    sys.exit(main(["generate", *sys.argv[1:]]))

@@ -5,6 +5,15 @@ A Hugging Face GPT-2 checkpoint is a folder with two files:
     config.json         the shape (n_layer, n_head, n_embd, n_positions, vocab_size) and a few options
     model.safetensors   one named tensor per parameter: wte.weight, h.0.attn.c_attn.weight, ...
 
+The course's *model folder* is that, plus one file of ours that transformers ignores:
+
+    minigpt.json        the tokenizer (`minigpt.tokenizer.describe_tokenizer`) and the prompt format:
+                        "plain" (a base model: text is continued) or "alpaca" (instruction-tuned)
+
+`save_pretrained` writes all three; `load_model` reads them back as model, tokenizer and prompt format,
+and is what `minigpt generate` and `minigpt chat` use. A folder without minigpt.json (GPT-2's own, on
+the Hub) is a base model with GPT-2's tokenizer.
+
 Our parameter names are GPT-2's with a `transformer.` prefix, so the mapping is nearly the identity.
 The one real difference: GPT-2 was written in TensorFlow, and its four big projections (`c_attn`,
 `attn.c_proj`, `c_fc`, `mlp.c_proj`) are stored as `Conv1D` layers whose weight is (in, out), where
@@ -35,6 +44,7 @@ from safetensors.torch import save_file
 
 from .data import DataFile, DownloadError, data_path, sha256_of
 from .model import GPT, GPTConfig
+from .tokenizer import describe_tokenizer, gpt2_tokenizer, tokenizer_from_description
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ GPT2_SIZES = {
 }
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+FOLDER_INFO_FILE = "minigpt.json"  # a model folder's tokenizer and prompt format
+PROMPT_FORMATS = ("plain", "alpaca")  # a base model's text continued; Alpaca's instruction template
 
 # The stand-in for GPT-2 when the Hub cannot be reached: a small model in GPT-2's exact format,
 # trained on Tiny Shakespeare with GPT-2's tokenizer (data/README.md says how it was made).
@@ -362,12 +374,19 @@ def _load_folder(folder: Path, *, device, dtype, dropout: float) -> GPT:
     return model.eval()
 
 
-def save_pretrained(model: GPT, directory: str | os.PathLike) -> Path:
-    """Write `model` as a Hugging Face GPT-2 checkpoint: config.json and model.safetensors.
+def save_pretrained(
+    model: GPT, directory: str | os.PathLike, *, tokenizer=None, prompt_format: str = "plain"
+) -> Path:
+    """Write `model` as a model folder: a Hugging Face GPT-2 checkpoint (config.json and
+    model.safetensors) and minigpt.json, which records `tokenizer` and `prompt_format`.
 
+    `tokenizer` may be left out for a model with GPT-2's vocabulary of 50,257 (GPT-2's tokenizer is
+    recorded); a model of another vocabulary must say which tokenizer it reads. `prompt_format` is
+    "plain" for a base model, "alpaca" for one tuned on instructions in Alpaca's template.
     `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads the result, and so does
     `from_pretrained`. Each file is written under a temporary name and renamed into place.
     """
+    folder_info = _folder_info(model.config, tokenizer, prompt_format)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {}
@@ -380,7 +399,73 @@ def save_pretrained(model: GPT, directory: str | os.PathLike) -> Path:
     _write_atomically(
         directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"})
     )
+    info = json.dumps(folder_info, indent=1, ensure_ascii=False)
+    _write_atomically(directory / FOLDER_INFO_FILE, lambda p: p.write_text(info + "\n", encoding="utf-8"))
     return directory
+
+
+def _folder_info(config: GPTConfig, tokenizer, prompt_format: str) -> dict:
+    """minigpt.json's content, checked against the model it goes with."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"unknown prompt format {prompt_format!r}: choose one of {', '.join(PROMPT_FORMATS)}")
+    if tokenizer is None:
+        if config.vocab_size != 50257:
+            raise ValueError(
+                f"say which tokenizer this model reads (tokenizer=...): its vocabulary of {config.vocab_size} "
+                "is not GPT-2's 50,257"
+            )
+        tokenizer = gpt2_tokenizer()
+    if tokenizer.n_vocab > config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {tokenizer.n_vocab} tokens but the model's vocabulary only {config.vocab_size}"
+        )
+    return {"tokenizer": describe_tokenizer(tokenizer), "prompt_format": prompt_format}
+
+
+class LoadedModel(NamedTuple):
+    """A model folder, read: the model, the tokenizer it reads and writes, and its prompt format."""
+
+    model: GPT
+    tokenizer: object  # a CharTokenizer or a tiktoken Encoding (minigpt.tokenizer)
+    prompt_format: str  # "plain" or "alpaca"
+
+
+def load_model(
+    name_or_dir: str | os.PathLike,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    dropout: float = 0.0,
+) -> LoadedModel:
+    """A model folder (or GPT-2 by name) with its tokenizer and prompt format: the one loader of models.
+
+    The model is `from_pretrained`'s (in eval mode, with `dropout` set for any fine-tuning).
+
+    A training run's checkpoints are not a model folder: `minigpt export` (or `export_checkpoint`)
+    makes one from them; `minigpt train --out DIR` writes one into DIR when it stops.
+    """
+    path = Path(name_or_dir)
+    if path.is_dir() and not (path / CONFIG_FILE).is_file() and (path / "latest").is_file():
+        raise FileNotFoundError(
+            f"{path} holds a training run's checkpoints, not a model folder: make one with "
+            f"`minigpt export {path} --out FOLDER`"
+        )
+    model = from_pretrained(name_or_dir, device=device, dtype=dtype, dropout=dropout)
+    info_file = path / FOLDER_INFO_FILE
+    if str(name_or_dir) in GPT2_SIZES or not info_file.is_file():
+        if model.config.vocab_size != 50257:
+            raise FileNotFoundError(
+                f"{path} has no {FOLDER_INFO_FILE} to say which tokenizer its vocabulary of "
+                f"{model.config.vocab_size} belongs to (only GPT-2's 50,257 is assumed)"
+            )
+        return LoadedModel(model, gpt2_tokenizer(), "plain")
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    for key in ("tokenizer", "prompt_format"):
+        if key not in info:
+            raise ValueError(f"{info_file} has no {key!r}: it must hold 'tokenizer' and 'prompt_format'")
+    tokenizer = tokenizer_from_description(info["tokenizer"])
+    _folder_info(model.config, tokenizer, info["prompt_format"])  # the same checks as when saving
+    return LoadedModel(model, tokenizer, info["prompt_format"])
 
 
 def _write_atomically(path: Path, write) -> None:

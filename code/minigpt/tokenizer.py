@@ -1,4 +1,9 @@
-"""Tokenizers: characters (Chapter 1) and GPT-2's byte-level BPE (Chapter 4)."""
+"""Tokenizers: characters (Chapter 1) and GPT-2's byte-level BPE (Chapter 4).
+
+A model folder records its tokenizer as a small description (`describe_tokenizer`), from which
+`tokenizer_from_description` rebuilds it: the characters and their ids, or a tiktoken encoding by name
+with the sha256 of its ranks file.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +52,19 @@ class CharTokenizer:
                 raise ValueError(f"token id {i} is outside the vocabulary (ids 0 to {self.vocab_size - 1})")
         return "".join(self.chars[i] for i in ids)
 
+    # The names of tiktoken's Encoding, so that the command line handles both kinds of tokenizer alike.
+    eot_token = None  # characters have no end-of-text token
+
+    @property
+    def n_vocab(self) -> int:
+        return self.vocab_size
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        return self.encode(text)
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        return self.decode([token]).encode("utf-8")
+
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
@@ -67,4 +85,51 @@ def gpt2_tokenizer(verbose: bool = False) -> tiktoken.Encoding:
         mergeable_ranks=ranks,
         special_tokens={ENDOFTEXT: 50256},
         explicit_n_vocab=50257,
+    )
+
+
+TOKENIZER_KINDS = ("char", "gpt2")  # what `make_tokenizer` builds, and the command line's --tokenizer
+
+
+def make_tokenizer(kind: str, text: str = "") -> CharTokenizer | tiktoken.Encoding:
+    """A tokenizer by kind: "char" (every character of `text`) or "gpt2" (GPT-2's BPE)."""
+    if kind == "char":
+        if not text:
+            raise ValueError("a character tokenizer is made from a text, and the text given is empty")
+        return CharTokenizer.from_text(text)
+    if kind == "gpt2":
+        return gpt2_tokenizer()
+    raise ValueError(f"unknown tokenizer {kind!r}: choose one of {', '.join(TOKENIZER_KINDS)}")
+
+
+def describe_tokenizer(tokenizer: CharTokenizer | tiktoken.Encoding) -> dict:
+    """What a model folder records of its tokenizer (JSON): enough to rebuild exactly the same one."""
+    if isinstance(tokenizer, CharTokenizer):
+        return {"type": "char", "chars": tokenizer.chars}
+    if isinstance(tokenizer, tiktoken.Encoding) and tokenizer.name == "gpt2":
+        return {"type": "tiktoken", "encoding": "gpt2", "ranks_sha256": GPT2_BPE_RANKS.sha256}
+    raise ValueError(f"cannot describe the tokenizer {tokenizer!r}: a CharTokenizer or GPT-2's encoding is needed")
+
+
+def tokenizer_from_description(description: dict) -> CharTokenizer | tiktoken.Encoding:
+    """The tokenizer that `describe_tokenizer` described."""
+    kind = description.get("type")
+    if kind == "char":
+        chars = description.get("chars")
+        if not isinstance(chars, list) or not chars:
+            raise ValueError("a char tokenizer's description needs 'chars', the list of its characters")
+        tokenizer = CharTokenizer(chars)
+        if tokenizer.chars != chars:
+            raise ValueError("a char tokenizer's 'chars' must be distinct and sorted, as describe_tokenizer writes them")
+        return tokenizer
+    if kind == "tiktoken" and description.get("encoding") == "gpt2":
+        if description.get("ranks_sha256") != GPT2_BPE_RANKS.sha256:
+            raise ValueError(
+                f"the tokenizer's ranks_sha256 {description.get('ranks_sha256')!r} is not GPT-2's "
+                f"({GPT2_BPE_RANKS.sha256})"
+            )
+        return gpt2_tokenizer()
+    raise ValueError(
+        f"unknown tokenizer description {description!r}: expected type 'char' with 'chars', or type "
+        "'tiktoken' with encoding 'gpt2'"
     )

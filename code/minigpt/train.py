@@ -1,31 +1,19 @@
-"""The training loop (Chapters 3 and 4), also a command-line program.
+"""The training loop (Chapters 3 and 4); `minigpt train` runs it from a shell (minigpt.cli).
 
 `Trainer` is the loop every chapter that trains uses: AdamW with weight decay on matrices only,
 linear warmup then cosine decay, gradient clipping and accumulation, mixed precision chosen by the
-hardware, periodic evaluation on a fixed set of windows, checkpoints written atomically, and an
-exact resume. Under `torchrun` it trains with DistributedDataParallel:
-
-    python -m minigpt.train --help
-    python -m minigpt.train --out runs/char            # Ctrl-C saves; continue with --resume
-    torchrun --nproc_per_node=2 -m minigpt.train --data shakespeare-char --max-steps 200 --device cpu
-
-With --out the command line saves a checkpoint every --checkpoint-interval steps (default: every
---eval-interval), at the end, and when Ctrl-C (SIGINT) or SIGTERM stops it after the current step;
-`--resume` continues the latest one exactly. A new run into a non-empty --out is refused unless
---resume or --overwrite (delete the previous run's checkpoints) says which.
+hardware, periodic evaluation on a fixed set of windows, checkpoints written atomically, an exact
+resume, and live curves in TensorBoard (minigpt.curves). Started by `torchrun`, it trains with
+DistributedDataParallel.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import math
-import os
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -35,12 +23,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import clear_run, resume, save_checkpoint
-from .data import cache_dir, get_batch, load_text, read_tokens, train_val_split, windows_at, write_tokens
-from .model import GPT, GPTConfig
+from .checkpoint import save_checkpoint
+from .curves import TensorBoardCurves
+from .data import get_batch, windows_at
 from .notebook import progress as progress_bar
-from .tokenizer import CharTokenizer, gpt2_tokenizer
-from .utils import choose_device
 
 
 @dataclass
@@ -108,14 +94,19 @@ Batch = tuple[torch.Tensor, ...]  # tensors whose first dimension is the batch; 
 LossFunction = Callable[[nn.Module, Batch], torch.Tensor]  # (model, batch) -> a scalar to minimise
 
 
-def next_token_loss(model: nn.Module, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
-    """The Trainer's default loss: mean cross-entropy of each next token over the targets of (x, y).
+def next_token_loss(
+    model: nn.Module, batch: Batch, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> torch.Tensor:
+    """The Trainer's default loss: cross-entropy of each next token over the targets of (x, y).
 
     Targets of -100 (F.cross_entropy's ignore_index) take no loss: padding, or an instruction's prompt.
+    `reduction="sum"` gives the sum over the scored targets, 0 when there are none (the mean is NaN).
     """
     x, y = batch
     logits, _ = model(x)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), label_smoothing=label_smoothing)
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), y.flatten(), label_smoothing=label_smoothing, reduction=reduction
+    )
 
 
 @runtime_checkable
@@ -169,6 +160,9 @@ class Trainer:
     `loss_fn(model, batch)` replaces the next-token loss (`next_token_loss`, with the config's label
     smoothing) for other objectives, e.g. a reward model's or DPO's, in the same loop; with one,
     evaluation reports the mean of `loss_fn` over the evaluation batches (sequences weighted equally).
+
+    `curves` (a `minigpt.curves.TensorBoardCurves`) receives every step's loss, learning rate,
+    gradient norm and tokens per second, and every evaluation, as training goes.
     """
 
     def __init__(
@@ -180,10 +174,11 @@ class Trainer:
         device: torch.device | str = "cpu",
         checkpoint_dir: str | Path | None = None,
         loss_fn: LossFunction | None = None,
+        curves: TensorBoardCurves | None = None,
     ):
         self.config = config
         self.custom_loss = loss_fn is not None
-        self.loss_fn = loss_fn or self._next_token_loss
+        self.loss_fn = loss_fn
         self.device = torch.device(device)
         self.block_size = config.block_size or getattr(getattr(model, "config", None), "block_size", None)
         if self.block_size is None:
@@ -217,15 +212,17 @@ class Trainer:
         self.history: list[dict] = []
         self.step_log: list[tuple[int, float, float]] = []  # (step, batch loss, grad norm before clipping)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        # minigpt.json of the model folder this run's checkpoints export to: its tokenizer's description
+        # and prompt format (minigpt.pretrained). The command line sets it; None: not known.
+        self.folder_info: dict | None = None
+        self.curves = curves  # live curves in TensorBoard (minigpt.curves), written by process 0
+        self.step_tokens = 0  # input tokens of the last step, every process's
         self.stop_requested = False  # set (e.g. by a signal handler) to end train() after this step
         self.eval_starts = {
             split: _evenly_spaced_starts(len(data), self.block_size, config.eval_windows)
             for split, data in (("train", train_data), ("val", val_data))
             if not isinstance(data, BatchSource)
         }
-
-    def _next_token_loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        return next_token_loss(model, batch, self.config.label_smoothing)  # the config as it is now
 
     @property
     def tokens_per_step(self) -> int:
@@ -238,30 +235,58 @@ class Trainer:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def next_micro_batch(self) -> Batch:
-        B = self.config.batch_size
+    def global_micro_batch(self) -> Batch:
+        """The next micro-batch of every process together: (batch_size x processes, ...) on the CPU."""
+        size = self.config.batch_size * self.world_size
         if isinstance(self.train_data, BatchSource):
-            batch = self.train_data.sample_batch(B * self.world_size, self.generator)
-        else:
-            batch = get_batch(self.train_data, self.block_size, B * self.world_size, self.generator, "cpu")
-        mine = slice(self.rank * B, (self.rank + 1) * B)  # this process's share of the global batch
-        return tuple(t[mine].to(self.device) for t in batch)
+            return self.train_data.sample_batch(size, self.generator)
+        return get_batch(self.train_data, self.block_size, size, self.generator, "cpu")
+
+    def units(self, batch: Batch) -> int:
+        """What a batch's loss is an average over: its scored target tokens for the next-token loss
+        (padding and masked prompts excluded), its sequences for a loss function of the Trainer's own."""
+        return len(batch[0]) if self.custom_loss else int((batch[1] != -100).sum())
+
+    def summed_loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The batch's loss summed over its units (see `units`), so that batches of any size add up."""
+        if self.custom_loss:
+            return self.loss_fn(model, batch) * len(batch[0])
+        return next_token_loss(model, batch, self.config.label_smoothing, reduction="sum")
 
     def train_step(self) -> tuple[float, float]:
-        """One optimizer step over grad_accum_steps micro-batches; returns (mean loss, grad norm)."""
+        """One optimizer step over grad_accum_steps micro-batches; returns (mean loss, grad norm).
+
+        The gradient is that of the mean loss over every unit (target token, or sequence) of all the
+        micro-batches of all the processes, as if they were one batch: each micro-batch weighs by
+        its number of units, not equally. Padded instruction batches hold different numbers of
+        targets, and one whose targets are all masked adds nothing (its summed loss is 0).
+        """
         config = self.config
         lr = lr_at(self.step, config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        # Every process draws the same global micro-batches, so each knows the step's total of units
+        # without communicating, and keeps its own slice of each.
+        batches = [self.global_micro_batch() for _ in range(config.grad_accum_steps)]
+        units = sum(self.units(batch) for batch in batches)
+        if units == 0:
+            raise ValueError(
+                f"step {self.step}: every target of its {config.grad_accum_steps} micro-batch(es) is masked "
+                "(-100), so there is no loss to train on; check the data's masks (e.g. a prompt longer "
+                "than the sequence)"
+            )
+        # DDP averages the processes' gradients, dividing by world_size: scale it back.
+        weight = self.world_size / units
+        B = config.batch_size
+        mine = slice(self.rank * B, (self.rank + 1) * B)  # this process's share of each global batch
         total = torch.zeros((), device=self.device)
-        for micro in range(config.grad_accum_steps):
-            batch = self.next_micro_batch()
+        for micro, batch in enumerate(batches):
+            batch = tuple(t[mine].to(self.device) for t in batch)
             # Under DDP, average gradients across processes only after the last micro-batch.
             last = micro == config.grad_accum_steps - 1
             sync = self.ddp_model.no_sync() if self.world_size > 1 and not last else contextlib.nullcontext()
             with sync, self.autocast():
-                loss = self.loss_fn(self.ddp_model, batch)  # through DDP's wrapper, so gradients sync
-                loss = loss / config.grad_accum_steps  # the sum over micro-batches is then the mean
+                loss = self.summed_loss(self.ddp_model, batch) * weight  # through DDP's wrapper: syncs
             self.scaler.scale(loss).backward()
             total += loss.detach()
         self.scaler.unscale_(self.optimizer)  # clip the true gradient, not the scaled one
@@ -274,6 +299,7 @@ class Trainer:
             dist.all_reduce(total, op=dist.ReduceOp.SUM)  # Gloo has no AVG before PyTorch 2.8
             total /= self.world_size
         self.step += 1
+        self.step_tokens = sum(batch[0].numel() for batch in batches)  # inputs of all processes
         return total.item(), grad_norm.item()
 
     def evaluate(self) -> dict[str, float]:
@@ -325,14 +351,21 @@ class Trainer:
         try:
             while True:
                 if self._evaluation_due():
-                    self._record(self.evaluate(), loss, grad_norm)
+                    losses = self.evaluate()
+                    self._record(losses, loss, grad_norm)
                     if bar is not None:
                         self._report(bar)
+                    if self.curves is not None and self.rank == 0:
+                        self.curves.evaluation(self.step, losses)
                 if self.step >= until or self._stop_agreed():
                     break
                 start = time.perf_counter()
                 loss, grad_norm = self.train_step()
-                self.train_seconds += time.perf_counter() - start
+                seconds = time.perf_counter() - start
+                self.train_seconds += seconds
+                if self.curves is not None and self.rank == 0:
+                    lr = lr_at(self.step - 1, config)  # the step just taken
+                    self.curves.step(self.step, loss, grad_norm, lr, self.step_tokens / seconds)
                 self.step_log.append((self.step, loss, grad_norm))
                 if bar is not None:
                     bar.update(1)
@@ -345,6 +378,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self.curves is not None and self.rank == 0:
+                self.curves.flush()
         return self.history
 
     def _stop_agreed(self) -> bool:
@@ -455,241 +490,9 @@ def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[in
     return torch.linspace(0, last, count).long().tolist()
 
 
-# ----------------------------------------------------------------------------------------------
-# The command line: python -m minigpt.train ... (or under torchrun for several processes)
+if __name__ == "__main__":  # the old entry point, python -m minigpt.train: now `minigpt train`
+    import sys
 
+    from .cli import main
 
-# Help for the options made from GPTConfig and TrainConfig fields; each states its default.
-MODEL_OPTION_HELP = {
-    "block_size": "context length in tokens",
-    "n_layer": "transformer blocks",
-    "n_head": "attention heads per block",
-    "n_embd": "width of the residual stream",
-    "dropout": "dropout probability while training",
-}
-MODEL_OPTION_DEFAULTS = {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}  # a small CPU model
-TRAIN_OPTION_HELP = {
-    "max_steps": "optimizer steps to train for",
-    "batch_size": "windows per micro-batch (per process under torchrun)",
-    "grad_accum_steps": "micro-batches whose gradients are summed before each optimizer step",
-    "lr": "peak learning rate, reached at the end of warmup",
-    "min_lr": "the floor the cosine decays to",
-    "warmup_steps": "steps of linear warmup",
-    "weight_decay": "AdamW's weight decay, applied to matrices and embeddings only",
-    "beta1": "AdamW's beta1",
-    "beta2": "AdamW's beta2",
-    "grad_clip": "clip the gradient's global norm to this",
-    "label_smoothing": "label smoothing of the training loss (evaluations use the plain loss)",
-    "precision": "fp32, bf16, fp16, or auto: bf16 on GPUs with bf16 units, fp16 on older ones, else fp32",
-    "eval_interval": "evaluate every this many steps, and at the first and the last",
-    "eval_windows": "windows in each split's fixed evaluation set",
-    "checkpoint_interval": "with --out, save a checkpoint every this many steps",
-    "seed": "seed of the initial weights and of the batches",
-}
-NONE_DEFAULTS = {"min_lr": "lr / 10", "checkpoint_interval": "--eval-interval"}  # what None stands for
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m minigpt.train", description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--data",
-        choices=["shakespeare-char", "shakespeare-bpe"],
-        default="shakespeare-char",
-        help="Tiny Shakespeare as characters (65 tokens) or as GPT-2 BPE tokens (50,257) "
-        "(default: shakespeare-char)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        help="checkpoint directory, written every --checkpoint-interval steps, at the end, and on "
-        "Ctrl-C; it must be new or empty unless --resume or --overwrite (default: none, nothing saved)",
-    )
-    previous_run = p.add_mutually_exclusive_group()
-    previous_run.add_argument(
-        "--resume", action="store_true", help="continue the run saved in --out, if any (default: off)"
-    )
-    previous_run.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete the checkpoints of a previous run in --out and start afresh (default: off)",
-    )
-    p.add_argument(
-        "--history-json", type=Path, help="write the evaluation history here as JSON (default: none)"
-    )
-    p.add_argument(
-        "--device", default=None, help="cuda, mps or cpu (default: the best available; torchrun: cuda or cpu)"
-    )
-    model_defaults = {f.name: f.default for f in fields(GPTConfig)} | MODEL_OPTION_DEFAULTS
-    for name, help_text in MODEL_OPTION_HELP.items():
-        default = model_defaults[name]
-        help_text = f"{help_text} (default: {default})"
-        p.add_argument(_option(name), type=type(default), default=default, help=help_text)
-    train_defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        if f.name == "block_size":  # the model's --block-size
-            continue
-        default = getattr(train_defaults, f.name)
-        kind = float if f.name in ("min_lr", "grad_clip") else type(default) if default is not None else int
-        shown = NONE_DEFAULTS[f.name] if default is None else default
-        help_text = f"{TRAIN_OPTION_HELP[f.name]} (default: {shown})"
-        p.add_argument(_option(f.name), type=kind, default=default, help=help_text)
-    return p
-
-
-def _option(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
-
-
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
-
-
-def _token_data(name: str, rank: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(train, val, vocab_size) for a named data set, encoded once into a cached uint16 file."""
-    text = load_text(verbose=rank == 0)
-    if name == "shakespeare-char":
-        tokenizer = CharTokenizer.from_text(text)
-        tokens, vocab_size = np.array(tokenizer.encode(text), dtype=np.uint16), tokenizer.vocab_size
-    else:
-        path = cache_dir() / "tinyshakespeare.gpt2.bin"
-        if rank == 0 and not path.exists():
-            write_tokens(gpt2_tokenizer().encode_ordinary(text), path)
-        if dist.is_initialized():
-            dist.barrier()  # the others wait until process 0 has written the file
-        tokens, vocab_size = read_tokens(path), 50257
-    train, val = train_val_split(tokens)
-    return train, val, vocab_size
-
-
-def _process_device(requested: str | None) -> torch.device:
-    """This process's device; under torchrun, one GPU per process (or the CPU), in a process group."""
-    if "RANK" not in os.environ:  # not started by torchrun
-        return choose_device(requested)
-    if requested not in (None, "cuda", "cpu"):
-        raise SystemExit(f"under torchrun --device must be cuda or cpu, got {requested!r}")
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    use_cuda = requested == "cuda" or (requested is None and gpus > 0)
-    local_rank = int(os.environ["LOCAL_RANK"])
-    if use_cuda and local_rank >= gpus:
-        raise SystemExit(
-            f"torchrun process {local_rank} needs a GPU of its own and this machine has {gpus}: start at "
-            f"most {gpus} processes per node (--nproc_per_node), or train on the CPU with --device cpu"
-        )
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if not use_cuda:
-        return torch.device("cpu")
-    torch.cuda.set_device(local_rank)
-    return torch.device(f"cuda:{local_rank}")
-
-
-def _check_out(args: argparse.Namespace, rank: int) -> None:
-    """Keep two runs apart: a non-empty --out needs --resume (continue it) or --overwrite (start afresh).
-
-    Without that, a new run would keep the old run's checkpoints beside its own, and `latest` would
-    name whichever run saved last.
-    """
-    if args.out is None:
-        for flag in ("resume", "overwrite"):
-            if getattr(args, flag):
-                raise SystemExit(f"--{flag} needs --out, the directory of the run to {flag}")
-        return
-    if args.out.exists() and not args.out.is_dir():
-        raise SystemExit(f"--out {args.out} is a file: give a directory for the run's checkpoints")
-    contents = sorted(p.name for p in args.out.iterdir()) if args.out.is_dir() else []
-    if not contents or args.resume:
-        return
-    if args.overwrite:
-        if rank == 0:  # one process deletes; the others only ever write through it
-            deleted = clear_run(args.out)
-            print(f"--overwrite: deleted {len(deleted)} file(s) of a previous run in {args.out}", flush=True)
-        return
-    shown = ", ".join(contents[:4]) + (f" and {len(contents) - 4} more" if len(contents) > 4 else "")
-    raise SystemExit(
-        f"--out {args.out} is not empty (it holds {shown}): continue the run saved there with --resume, "
-        "delete its checkpoints and start afresh with --overwrite, or give a new directory"
-    )
-
-
-def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) -> Trainer:
-    train_data, val_data, vocab_size = _token_data(args.data, rank)
-    model_config = GPTConfig(
-        block_size=args.block_size,
-        vocab_size=vocab_size,
-        n_layer=args.n_layer,
-        n_head=args.n_head,
-        n_embd=args.n_embd,
-        dropout=args.dropout,
-    )
-    train_config = TrainConfig(
-        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "block_size"}
-    )
-    if args.out and train_config.checkpoint_interval is None:  # a run with --out survives a crash
-        train_config.checkpoint_interval = train_config.eval_interval
-    torch.manual_seed(train_config.seed)  # the same initial weights in every process
-    trainer = Trainer(GPT(model_config), train_data, val_data, train_config, device, checkpoint_dir=args.out)
-    if args.resume:
-        if (args.out / "latest").is_file():
-            resume(trainer)
-        elif rank == 0:
-            print(f"--resume: no checkpoint in {args.out} yet, so the run starts from step 0")
-    return trainer
-
-
-def _stop_on_signals(trainer: Trainer) -> dict:
-    """Make Ctrl-C (SIGINT) and SIGTERM end training after the current step, not in the middle of it.
-
-    Returns a dict whose "signal" entry names the signal once one has come. A second Ctrl-C stops
-    at once, as usual.
-    """
-    received = {"signal": None}
-
-    def stop(signum, frame):
-        received["signal"] = signal.Signals(signum).name
-        trainer.stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop)
-    return received
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = _arguments(argv)
-    distributed = "RANK" in os.environ  # started by torchrun
-    device = _process_device(args.device)
-    rank = dist.get_rank() if distributed else 0
-    try:
-        _check_out(args, rank)
-        trainer = _build_trainer(args, device, rank)
-        if rank == 0:
-            print(
-                f"{trainer.model.num_params():,} parameters on {device}, {trainer.world_size} process(es), "
-                f"{trainer.tokens_per_step:,} tokens per step, precision {trainer.precision}, "
-                f"from step {trainer.step}",
-                flush=True,
-            )
-        received = _stop_on_signals(trainer)
-        trainer.train(progress=rank == 0)
-        if args.out:
-            saved = trainer.save_checkpoint()
-        if received["signal"]:
-            if rank == 0:
-                where = (
-                    f"saved in {saved}; continue with --resume" if args.out else "nothing saved (no --out)"
-                )
-                print(f"stopped by {received['signal']} at step {trainer.step}: {where}", flush=True)
-            raise SystemExit(128 + signal.Signals[received["signal"]].value)
-        if rank == 0:
-            last = trainer.history[-1]
-            print(
-                f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}"
-            )
-            if args.history_json:
-                args.history_json.write_text(json.dumps(trainer.history, indent=1))
-    finally:
-        if distributed:
-            dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -4,7 +4,7 @@ import itertools
 
 import matplotlib.pyplot as plt
 
-from minigpt.diagrams.draw import FONT
+from book_diagrams.draw import FONT
 
 
 def assert_labels_legible(fig: plt.Figure) -> None:

@@ -137,7 +137,7 @@ def test_batch_diagram_draws_the_shift_and_rejects_rows_that_are_not_shifted():
     import matplotlib
 
     matplotlib.use("Agg")
-    from minigpt.diagrams import bigram as bigram_diagrams
+    from book_diagrams import bigram as bigram_diagrams
 
     fig = bigram_diagrams.batch_of_windows(["First Ci", "tizen:\nB"], ["irst Cit", "izen:\nBe"])
     texts = [t.get_text() for t in fig.axes[0].texts]
@@ -152,7 +152,7 @@ def test_lookup_diagram_shows_the_softmax_of_the_row_and_the_targets_loss():
     import matplotlib
 
     matplotlib.use("Agg")
-    from minigpt.diagrams import bigram as bigram_diagrams
+    from book_diagrams import bigram as bigram_diagrams
 
     chars = list("abcdefgh")
     logits = torch.tensor([2.0, 1.5, 1.0, 0.0, -0.5, -1.0, -0.2, -3.0])
@@ -171,7 +171,7 @@ def test_sampling_loop_diagram_appends_each_drawn_character_to_the_context():
     import matplotlib
 
     matplotlib.use("Agg")
-    from minigpt.diagrams import bigram as bigram_diagrams
+    from book_diagrams import bigram as bigram_diagrams
 
     fig = bigram_diagrams.sampling_loop("\nKicl", steps=4)
     texts = [t.get_text() for t in fig.axes[0].texts]

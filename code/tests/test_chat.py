@@ -4,7 +4,8 @@ import sys
 
 import pytest
 from minigpt import gpt2_tokenizer
-from minigpt.chat import Conversation
+from minigpt import CharTokenizer
+from minigpt.chat import ALPACA, PLAIN, Conversation, chat_format
 from minigpt.instruct import format_prompt
 from minigpt.pretrained import save_pretrained
 from test_instruct import always_says
@@ -18,8 +19,9 @@ MAX_NEW = 5
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     return {
-        "stops": save_pretrained(always_says(ENC.eot_token, BLOCK_SIZE), folder / "stops"),
-        "bangs": save_pretrained(always_says(ENC.encode("!")[0], BLOCK_SIZE), folder / "bangs"),
+        "stops": save_pretrained(always_says(ENC.eot_token, BLOCK_SIZE), folder / "stops", prompt_format="alpaca"),
+        "bangs": save_pretrained(always_says(ENC.encode("!")[0], BLOCK_SIZE), folder / "bangs", prompt_format="alpaca"),
+        "base": save_pretrained(always_says(ENC.encode("!")[0], BLOCK_SIZE), folder / "base"),
     }
 
 
@@ -27,7 +29,8 @@ def run_chat(model_dir, lines: str, *options: str) -> subprocess.CompletedProces
     command = [
         sys.executable,
         "-m",
-        "minigpt.chat",
+        "minigpt",
+        "chat",
         "--model",
         str(model_dir),
         "--device",
@@ -105,14 +108,15 @@ def test_bad_options_are_refused(models):
     assert finished.returncode == 2
     assert "temperature must be a finite number, 0 (greedy) or more" in finished.stderr
     finished = run_chat(models["bangs"], "", "--max-new-tokens", str(BLOCK_SIZE))
-    assert finished.returncode == 1 and "leaves no room for a message" in finished.stderr
+    assert finished.returncode == 1 and "leave room for a message" in finished.stderr
 
 
 def test_ctrl_c_leaves_cleanly(models):
     command = [
         sys.executable,
         "-m",
-        "minigpt.chat",
+        "minigpt",
+        "chat",
         "--model",
         str(models["bangs"]),
         "--device",
@@ -124,6 +128,7 @@ def test_ctrl_c_leaves_cleanly(models):
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert chat.stdout.readline().startswith("chatting with")  # the banner: the model is loaded
+    assert chat.stdout.readline().startswith("commands: /reset")
     assert chat.stdout.read(len("you> ")) == "you> "  # and the chat waits for a message
     chat.send_signal(signal.SIGINT)
     out, err = chat.communicate(timeout=60)
@@ -143,3 +148,25 @@ def test_conversation_keeps_the_newest_turns():
     assert prompt.tokens[: message_tokens + 1] == prompt.message_tokens + [3]  # the newest turn is kept
     conversation.reset()
     assert conversation.prompt_for("Hi.").tokens == prompt.message_tokens
+
+
+def test_an_instruction_model_chats_in_its_template_and_a_base_model_continues_text(models):
+    tuned = run_chat(models["bangs"], "Say something.\n")
+    assert "instruction-tuned: each message goes into Alpaca's prompt template" in tuned.stdout
+    base = run_chat(models["base"], "Once upon a time\n")
+    assert base.returncode == 0, base.stderr
+    assert "this is a base model: each message is continued as plain text" in base.stdout
+    assert "model> " + "!" * MAX_NEW + "\n" in base.stdout
+
+
+def test_a_character_model_that_cannot_spell_the_template_chats_as_plain_text():
+    tokenizer = CharTokenizer.from_text("abc ")  # no '#': Alpaca's '### Instruction:' cannot be written
+    format, about = chat_format("alpaca", tokenizer)
+    assert format is PLAIN and "cannot write Alpaca's template" in about and "'#'" in about
+    assert chat_format("alpaca", ENC)[0] is ALPACA and chat_format("plain", ENC)[0] is PLAIN
+    conversation = Conversation(tokenizer, budget=10, format=PLAIN)
+    with pytest.raises(ValueError, match="character 'z'"):  # the chat prints this and goes on
+        conversation.prompt_for("abz")
+    prompt = conversation.prompt_for("ab")
+    conversation.add(prompt, tokenizer.encode("c"))
+    assert tokenizer.decode(conversation.prompt_for("ba").tokens) == "abc\nba"  # turns on their own lines

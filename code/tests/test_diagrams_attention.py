@@ -5,7 +5,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 
-from minigpt.diagrams import attention  # noqa: E402
+from book_diagrams import attention  # noqa: E402
 
 
 def test_one_head_masks_the_future_and_its_weights_sum_to_one():

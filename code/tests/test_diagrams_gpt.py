@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 
 from diagram_checks import assert_labels_legible  # noqa: E402
 
-from minigpt.diagrams import gpt  # noqa: E402
+from book_diagrams import gpt  # noqa: E402
 
 
 @pytest.mark.parametrize("draw", [gpt.pre_ln_block, gpt.data_flow, gpt.tied_head], ids=lambda f: f.__name__)

@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from minigpt.diagrams import sampling  # noqa: E402
+from book_diagrams import sampling  # noqa: E402
 
 
 def texts(fig) -> list[str]:

@@ -1,6 +1,5 @@
-"""The command line `python -m minigpt.generate`, end to end, on small models saved to a temporary folder."""
+"""The command line `minigpt generate`, end to end, on small models saved to a temporary folder."""
 
-import json
 import os
 import re
 import subprocess
@@ -8,9 +7,8 @@ import sys
 
 import pytest
 import torch
-from minigpt import GPT, GPTConfig, generate, gpt2_tokenizer
-from minigpt.checkpoint import save_weights
-from minigpt.generate import main
+from minigpt import GPT, CharTokenizer, GPTConfig, generate, gpt2_tokenizer
+from minigpt.cli import main as cli_main
 from minigpt.pretrained import save_pretrained
 
 SMALL = GPTConfig(block_size=32, vocab_size=50257, n_layer=1, n_head=2, n_embd=16)
@@ -22,17 +20,14 @@ def small_model(seed: int = 0) -> GPT:
     return GPT(SMALL).eval()
 
 
-def save_run_checkpoint(model: GPT, folder) -> None:
-    """The layout of a training run's checkpoint (Chapter 4): config.json with the model's config, weights."""
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model": model.config.to_dict()}))
-    save_weights(model, folder / "model.safetensors")
+def main(args: list[str]) -> int:
+    return cli_main(["generate", *args])
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     return subprocess.run(
-        [sys.executable, "-m", "minigpt.generate", *args],
+        [sys.executable, "-m", "minigpt", "generate", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -50,7 +45,7 @@ def expected_text(model: GPT, max_new_tokens: int, **options) -> str:
 
 def test_cli_streams_the_greedy_continuation_from_a_fresh_process(tmp_path):
     model = small_model()
-    save_run_checkpoint(model, tmp_path / "ckpt")
+    save_pretrained(model, tmp_path / "ckpt")
     result = run_cli("--model", str(tmp_path / "ckpt"), "--prompt", PROMPT, "--max-new-tokens", "12",
                      "--temperature", "0", "--device", "cpu")  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -61,6 +56,7 @@ def test_cli_streams_the_greedy_continuation_from_a_fresh_process(tmp_path):
 def test_cli_in_hugging_face_layout_samples_with_a_seed(tmp_path):
     model = small_model(1)
     save_pretrained(model, tmp_path / "hf")
+    (tmp_path / "hf" / "minigpt.json").unlink()  # as GPT-2's own folders: GPT-2's tokenizer is assumed
     args = ["--model", str(tmp_path / "hf"), "--prompt", PROMPT, "--max-new-tokens", "10", "--top-k", "50",
             "--top-p", "0.95", "--temperature", "0.9", "--seed", "7", "--device", "cpu"]  # fmt: skip
     first, second = run_cli(*args), run_cli(*args)
@@ -78,7 +74,7 @@ def test_cli_stops_at_end_of_text_unless_told_not_to(tmp_path, capsys):
         model.transformer.wte.weight[50256] = 10 * direction
         model.transformer.ln_f.weight.zero_()
         model.transformer.ln_f.bias.copy_(direction)
-    save_run_checkpoint(model, tmp_path / "eot")
+    save_pretrained(model, tmp_path / "eot")
     main(["--model", str(tmp_path / "eot"), "--prompt", PROMPT, "--temperature", "0", "--device", "cpu"])
     assert capsys.readouterr().out == PROMPT + "\n"
     main(["--model", str(tmp_path / "eot"), "--prompt", PROMPT, "--temperature", "0", "--max-new-tokens", "2",
@@ -105,14 +101,27 @@ def test_cli_rejects_bad_parameters_by_name(args, message, capsys):
 
 
 def test_cli_names_a_missing_model_folder(tmp_path):
-    with pytest.raises(SystemExit, match="not a folder"):
+    with pytest.raises(SystemExit, match="neither a GPT-2 model name .* nor a folder"):
         main(["--model", str(tmp_path / "nothing-here"), "--prompt", PROMPT])
 
 
-def test_cli_refuses_a_model_without_gpt2_vocabulary(tmp_path):
+def test_cli_writes_with_the_tokenizer_the_model_folder_records(tmp_path, capsys):
+    text = "to be or not to be"
+    tokenizer = CharTokenizer.from_text(text)
     torch.manual_seed(0)
-    save_run_checkpoint(
-        GPT(GPTConfig(block_size=8, vocab_size=65, n_layer=1, n_head=1, n_embd=8)), tmp_path / "c"
-    )
-    with pytest.raises(SystemExit, match="vocabulary of 65"):
-        main(["--model", str(tmp_path / "c"), "--prompt", PROMPT, "--device", "cpu"])
+    model = GPT(GPTConfig(block_size=8, vocab_size=tokenizer.vocab_size, n_layer=1, n_head=1, n_embd=8)).eval()
+    save_pretrained(model, tmp_path / "chars", tokenizer=tokenizer)
+    main(["--model", str(tmp_path / "chars"), "--prompt", "to be", "--temperature", "0", "--max-new-tokens", "6",
+          "--device", "cpu"])  # fmt: skip
+    ids = generate(model, torch.tensor([tokenizer.encode("to be")]), 6, temperature=0).rows()[0]
+    assert capsys.readouterr().out == tokenizer.decode(ids) + "\n"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tmp_path / "chars"), "--prompt", "to bee!", "--device", "cpu"])
+    assert exit_info.value.code == 2 and "character '!' (position 6)" in capsys.readouterr().err
+
+
+def test_cli_points_from_a_run_s_checkpoints_to_export(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest").write_text("step_000010")
+    with pytest.raises(SystemExit, match="training run's checkpoints, not a model folder: .*minigpt export"):
+        main(["--model", str(tmp_path / "checkpoints"), "--prompt", PROMPT])

@@ -3,7 +3,6 @@ command lines has help text that states its default."""
 
 import argparse
 import ast
-import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -39,16 +38,37 @@ def test_script_answers_help(script):
     assert without_spaces(description(script)) in without_spaces(answer.stdout)
 
 
-@pytest.mark.parametrize("module", ["minigpt.train", "minigpt.generate", "minigpt.chat"])
-def test_every_command_line_option_states_its_default(module):
-    parser = importlib.import_module(module).build_parser()
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    from minigpt.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(commands.choices)
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "chat", "export"])
+def test_every_command_line_option_states_its_default(command):
+    parser = subcommand_parsers()[command]
     options = [action for action in parser._actions if not isinstance(action, argparse._HelpAction)]
     assert options
     for action in options:
-        name = action.option_strings[0]
-        assert action.help, f"{module} {name} has no help text"
+        name = action.option_strings[0] if action.option_strings else action.dest
+        assert action.help, f"minigpt {command} {name} has no help text"
         assert "(default: " in action.help or (action.required and action.help.endswith("; required")), (
-            f"{module} {name}: its help does not state its default: {action.help!r}"
+            f"minigpt {command} {name}: its help does not state its default: {action.help!r}"
         )
-    answer = run([sys.executable, "-m", module, "--help"])
+    answer = run([sys.executable, "-m", "minigpt", command, "--help"])
     assert answer.returncode == 0 and "(default: " in answer.stdout, answer.stderr
+
+
+@pytest.mark.parametrize("module", ["minigpt.train", "minigpt.generate", "minigpt.chat"])
+def test_the_old_entry_points_run_the_new_command(module):
+    """`python -m minigpt.train` (as the course once said) is `minigpt train`."""
+    answer = run([sys.executable, "-m", module, "--help"])
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.startswith(f"usage: minigpt {module.split('.')[1]} ")
+
+
+def test_library_modules_hold_no_argument_parsing():
+    package = Path(__file__).resolve().parents[1] / "minigpt"
+    parsing = [path.name for path in package.glob("*.py") if "argparse" in path.read_text() and path.name != "cli.py"]
+    assert parsing == []

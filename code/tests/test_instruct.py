@@ -450,7 +450,7 @@ def test_trainer_steps_on_instruction_batches():
 def test_trainer_loss_skips_ignored_targets():
     trainer = instruction_trainer()
     generator_state = trainer.generator.get_state()
-    x, y = trainer.next_micro_batch()
+    x, y = trainer.global_micro_batch()  # one process: its whole batch
     trainer.generator.set_state(generator_state)
     loss, _ = trainer.train_step()
     torch.manual_seed(0)

@@ -4,13 +4,13 @@ import subprocess
 import sys
 
 import minigpt
-import minigpt.train as train_module
+import minigpt.cli as cli
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from minigpt import GPT, GPTConfig
-from minigpt.checkpoint import latest_checkpoint, load_model, load_weights, resume
+from minigpt.checkpoint import checkpoint_model, latest_checkpoint, load_weights, resume
 from minigpt.train import TrainConfig, Trainer, evaluate_loss, lr_at, make_optimizer, resolve_precision
 
 MODEL = GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
@@ -165,7 +165,7 @@ def test_checkpoint_is_safetensors_and_loads_into_an_equal_model(tmp_path):
     checkpoint = trainer.save_checkpoint()
     assert latest_checkpoint(tmp_path) == checkpoint
     assert sorted(p.name for p in checkpoint.iterdir()) == ["config.json", "model.safetensors", "state.pt"]
-    loaded = load_model(checkpoint).eval()
+    loaded = checkpoint_model(checkpoint).eval()
     x = tokens(32)[None, :16]
     torch.testing.assert_close(loaded(x)[0], trainer.model.eval()(x)[0])
     assert loaded.lm_head.weight is loaded.transformer.wte.weight  # tying survives the round trip
@@ -226,7 +226,9 @@ def test_ddp_with_two_processes_matches_one_process_with_the_same_global_batch(t
     so the same losses up to float rounding in the gradient all-reduce (tolerance 1e-4)."""
     common = [
         "--data",
-        "shakespeare-char",
+        "shakespeare",
+        "--tokenizer",
+        "char",
         "--n-layer",
         "2",
         "--n-head",
@@ -249,7 +251,7 @@ def test_ddp_with_two_processes_matches_one_process_with_the_same_global_batch(t
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single, double = tmp_path / "single.json", tmp_path / "ddp.json"
     subprocess.run(
-        [sys.executable, "-m", "minigpt.train", *common, "--batch-size", "8", "--history-json", str(single)],
+        [sys.executable, "-m", "minigpt", "train", *common, "--batch-size", "8", "--history-json", str(single)],
         check=True,
         env=env,
         capture_output=True,
@@ -262,7 +264,8 @@ def test_ddp_with_two_processes_matches_one_process_with_the_same_global_batch(t
             "--nproc_per_node=2",
             "--standalone",
             "-m",
-            "minigpt.train",
+            "minigpt",
+            "train",
             *common,
             "--batch-size",
             "4",
@@ -290,16 +293,19 @@ def test_torchrun_with_more_processes_than_gpus_is_a_clear_error(monkeypatch, gp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     with pytest.raises(SystemExit, match=f"this machine has {gpus}: .*--device cpu"):
-        train_module._process_device("cuda" if gpus == 0 else None)
+        cli._process_device("cuda" if gpus == 0 else None)
 
 
 def test_command_line_saves_and_resumes_a_run(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "minigpt.train",
+        "minigpt",
+        "train",
         "--data",
-        "shakespeare-char",
+        "shakespeare",
+        "--tokenizer",
+        "char",
         "--n-layer",
         "1",
         "--n-head",
@@ -319,7 +325,7 @@ def test_command_line_saves_and_resumes_a_run(tmp_path):
     ]
     first = subprocess.run([*args, "--max-steps", "6"], check=True, capture_output=True, text=True)
     assert "from step 0" in first.stdout
-    assert latest_checkpoint(tmp_path / "run").name == "step_000006"
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step_000006"
     again = subprocess.run(
         [*args, "--max-steps", "6", "--resume"], check=True, capture_output=True, text=True
     )
@@ -328,36 +334,123 @@ def test_command_line_saves_and_resumes_a_run(tmp_path):
     assert missing.returncode != 0 and "--resume needs --out" in missing.stderr
 
 
-def step_before_loss_functions(trainer):
-    """The Trainer's optimizer step as written before it took a loss function (fp32, one process)."""
-    config = trainer.config
-    for group in trainer.optimizer.param_groups:
-        group["lr"] = lr_at(trainer.step, config)
-    for _ in range(config.grad_accum_steps):
-        x, y = minigpt.get_batch(trainer.train_data, trainer.block_size, config.batch_size, trainer.generator)
-        logits, _ = trainer.model(x)
-        smoothing = config.label_smoothing
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), label_smoothing=smoothing)
-        (loss / config.grad_accum_steps).backward()
-    torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), config.grad_clip)
-    trainer.optimizer.step()
-    trainer.optimizer.zero_grad(set_to_none=True)
-    trainer.step += 1
+class FixedBatches:
+    """A BatchSource that hands out the given (global) batches in turn."""
+
+    def __init__(self, batches):
+        self.batches, self.drawn = batches, 0
+
+    def sample_batch(self, batch_size, generator):
+        batch = self.batches[self.drawn % len(self.batches)]
+        self.drawn += 1
+        assert len(batch[0]) == batch_size
+        return batch
+
+    def eval_batches(self, count, batch_size):
+        return self.batches[:1]
 
 
-def test_the_default_loss_trains_exactly_as_before():
-    """Dropout, label smoothing, accumulation and clipping: bit for bit the same weights."""
-    settings = dict(grad_accum_steps=2, label_smoothing=0.1, grad_clip=0.5, precision="fp32")
-    trainer = make_trainer(**settings)
-    dropout_rng = torch.get_rng_state()  # where both runs' dropout masks start
-    for _ in range(3):
+NO_DROPOUT = GPTConfig(**{**MODEL.to_dict(), "dropout": 0.0})
+SCORED = ([16, 13], [5, 0], [0, 0])  # scored targets in each row of three padded micro-batches
+
+
+def padded_micro_batches():
+    """Three micro-batches of two 16-token rows, as padded instruction batches: targets of -100 after
+    each row's scored ones. They hold 29, 5 and 0 targets: the last is all masked."""
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for scored in SCORED:
+        x, y = torch.randint(40, (2, 16), generator=g), torch.randint(40, (2, 16), generator=g)
+        for row, n in enumerate(scored):
+            y[row, n:] = -100
+        batches.append((x, y))
+    return batches
+
+
+def uneven_trainer(batch_size=2):
+    torch.manual_seed(0)
+    config = TrainConfig(
+        max_steps=1, batch_size=batch_size, grad_accum_steps=3, grad_clip=None, precision="fp32", warmup_steps=1
+    )
+    batches = FixedBatches(padded_micro_batches())
+    return Trainer(GPT(NO_DROPOUT), batches, batches, config)
+
+
+def step_gradients(trainer):
+    """(the step's loss, each parameter's gradient as the optimizer receives it)."""
+    grads, step = {}, trainer.optimizer.step
+
+    def capture(*args, **kwargs):
+        grads.update({name: p.grad.clone() for name, p in trainer.model.named_parameters()})
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = capture
+    loss, _ = trainer.train_step()
+    return loss, grads
+
+
+def one_batch_gradients():
+    """The loss and gradients of one batch holding all six rows: the mean over its 34 targets."""
+    torch.manual_seed(0)
+    model = GPT(NO_DROPOUT)
+    x, y = (torch.cat(parts) for parts in zip(*padded_micro_batches()))  # (6, 16) each
+    logits, _ = model(x)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    loss.backward()
+    return loss.item(), {name: p.grad for name, p in model.named_parameters()}
+
+
+def largest_difference(grads, reference):
+    return max((grads[name] - reference[name]).abs().max().item() for name in reference)
+
+
+def test_uneven_micro_batches_give_the_gradient_of_one_batch_holding_them_all():
+    """Accumulation weighs each micro-batch by its scored targets (29, 5 and 0), not equally: the
+    step equals one batch of all six rows. The all-masked micro-batch adds nothing and no NaN."""
+    loss, grads = step_gradients(uneven_trainer())
+    reference_loss, reference = one_batch_gradients()
+    assert loss == pytest.approx(reference_loss, rel=1e-6)
+    difference = largest_difference(grads, reference)
+    scale = max(g.abs().max().item() for g in reference.values())
+    print(f"accumulated against one batch: largest gradient difference {difference:.1e} (largest entry {scale:.1e})")
+    assert difference < 1e-6 * scale
+    # What averaging the three micro-batch means would have given: NaN, from the all-masked one.
+    means = [F.cross_entropy(GPT(NO_DROPOUT)(x)[0].flatten(0, 1), y.flatten()) for x, y in padded_micro_batches()]
+    assert torch.isnan(means[2])
+
+
+def test_a_step_whose_targets_are_all_masked_is_a_clear_error():
+    trainer = uneven_trainer()
+    trainer.train_data = FixedBatches(padded_micro_batches()[2:])  # only the all-masked micro-batch
+    with pytest.raises(ValueError, match="every target of its 3 micro-batch.* is masked"):
         trainer.train_step()
-    reference = make_trainer(**settings)
-    torch.set_rng_state(dropout_rng)
-    for _ in range(3):
-        step_before_loss_functions(reference)
-    for ours, theirs in zip(params(trainer), params(reference), strict=True):
-        assert torch.equal(ours, theirs)
+
+
+def ddp_gradients_worker(rank: int, world_size: int, init_file: str, out_file: str) -> None:
+    """One process of the DDP test: one row of each global micro-batch; process 0 saves the gradients."""
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        loss, grads = step_gradients(uneven_trainer(batch_size=1))
+        if rank == 0:
+            torch.save({"loss": torch.tensor(loss), **grads}, out_file)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_with_uneven_micro_batches_gives_the_gradient_of_one_batch(tmp_path):
+    """Two gloo processes, each with one row of every micro-batch: process 0 scores 16, 5 and 0
+    targets, process 1 scores 13, 0 and 0. DDP's average, scaled by the step's 34 targets, is still
+    the gradient of one batch holding all six rows."""
+    out = tmp_path / "grads.pt"
+    torch.multiprocessing.spawn(ddp_gradients_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2)
+    saved = torch.load(out, weights_only=True)
+    reference_loss, reference = one_batch_gradients()
+    assert saved.pop("loss").item() == pytest.approx(reference_loss, rel=1e-6)
+    difference = largest_difference(saved, reference)
+    scale = max(g.abs().max().item() for g in reference.values())
+    print(f"two DDP processes against one batch: largest gradient difference {difference:.1e}")
+    assert difference < 1e-6 * scale
 
 
 class WeightedWindows:

@@ -1,4 +1,4 @@
-"""`python -m minigpt.train --out DIR` survives Ctrl-C and a hard kill: real processes, real signals.
+"""`minigpt train --out DIR` survives Ctrl-C and a hard kill: real processes, real signals.
 
 Each interrupted run is resumed from the command line with --resume and must end exactly where an
 uninterrupted run ends: the same evaluation history and bit-for-bit the same weights.
@@ -14,11 +14,11 @@ import time
 
 import pytest
 import torch
-from minigpt.checkpoint import latest_checkpoint, load_model
+from minigpt.checkpoint import checkpoint_model, latest_checkpoint
 
 MAX_STEPS = 400
 ARGS = [
-    *("--data", "shakespeare-char", "--n-layer", "1", "--n-head", "2", "--n-embd", "16"),
+    *("--data", "shakespeare", "--tokenizer", "char", "--n-layer", "1", "--n-head", "2", "--n-embd", "16"),
     *("--block-size", "16", "--batch-size", "4", "--dropout", "0.1", "--eval-windows", "8"),
     *("--eval-interval", "25", "--checkpoint-interval", "10", "--max-steps", str(MAX_STEPS)),
 ]
@@ -30,7 +30,8 @@ def command(out, *extra):
     return [
         sys.executable,
         "-m",
-        "minigpt.train",
+        "minigpt",
+        "train",
         *ARGS,
         "--out",
         str(out),
@@ -41,7 +42,7 @@ def command(out, *extra):
 
 
 def latest_step(out) -> int:
-    pointer = out / "latest"
+    pointer = out / "checkpoints" / "latest"
     return int(pointer.read_text().removeprefix("step_")) if pointer.is_file() else -1
 
 
@@ -75,8 +76,8 @@ def assert_same_run(out, reference):
     ]
     assert [row["step"] for row in without_time[0]] == list(range(0, MAX_STEPS + 1, 25))
     assert without_time[0] == without_time[1]
-    assert latest_checkpoint(out).name == latest_checkpoint(reference).name == f"step_{MAX_STEPS:06d}"
-    weights, expected = (load_model(latest_checkpoint(d)).state_dict() for d in (out, reference))
+    assert latest_step(out) == latest_step(reference) == MAX_STEPS
+    weights, expected = (checkpoint_model(latest_checkpoint(d / "checkpoints")).state_dict() for d in (out, reference))
     for name in expected:
         torch.testing.assert_close(weights[name], expected[name], rtol=0, atol=0)
 
@@ -132,7 +133,7 @@ def test_out_alone_saves_at_every_evaluation(tmp_path):
     args = [*command(tmp_path / "run"), "--max-steps", "60"]
     del args[args.index("--checkpoint-interval") : args.index("--checkpoint-interval") + 2]
     subprocess.run(args, check=True, capture_output=True, env=ENV)
-    kept = sorted(p.name for p in (tmp_path / "run").glob("step_*"))
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*"))
     assert kept == ["step_000050", "step_000060"]  # 25 and 50 at the interval, 60 at the end; last two kept
 
 
@@ -144,7 +145,7 @@ def test_a_new_run_into_a_non_empty_out_needs_resume_or_overwrite(tmp_path):
 
     refused = subprocess.run(short, capture_output=True, text=True, env=ENV)
     assert refused.returncode != 0
-    assert f"--out {out} is not empty (it holds latest, notes.txt, step_000003)" in refused.stderr
+    assert f"--out {out} is not empty (it holds checkpoints, config.json, minigpt.json, model.safetensors and 1 more)" in refused.stderr
     assert "--resume" in refused.stderr and "--overwrite" in refused.stderr
     assert latest_step(out) == 3  # nothing was touched
 
@@ -155,6 +156,7 @@ def test_a_new_run_into_a_non_empty_out_needs_resume_or_overwrite(tmp_path):
         [*command(out), "--max-steps", "2", "--overwrite"], capture_output=True, text=True, env=ENV
     )
     assert afresh.returncode == 0, afresh.stderr
-    assert "--overwrite: deleted 2 file(s) of a previous run" in afresh.stdout
+    assert "--overwrite: deleted 5 file(s) of a previous run" in afresh.stdout  # latest, step, the model's 3
     assert "from step 0" in afresh.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["latest", "notes.txt", "step_000002"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.json", "minigpt.json", "model.safetensors", "notes.txt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step_000002"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from ..train import TrainConfig, lr_at
+from minigpt.train import TrainConfig, lr_at
 from .draw import COLORS, EDGE, FONT, arrow, box, canvas, label
 
 
