@@ -4,8 +4,8 @@
     python scripts/build_standin.py --device cuda       # the same training command on a GPU
     python scripts/build_standin.py --from-run RUN_DIR  # export and evaluate a run already trained
 
-Training is Chapter 4's command line with the arguments in TRAIN_ARGS (about 50 minutes on a two-core
-CPU, under two minutes on a GPU); its checkpoints go to RUN_DIR (default ~/.cache/minigpt/standin-run).
+Training is the `minigpt train` command of Chapter 4 with the arguments in TRAIN_ARGS (about 50 minutes on a two-core
+CPU, under two minutes on a GPU); its run folder is RUN_DIR/run (default RUN_DIR: ~/.cache/minigpt/standin-run).
 The latest checkpoint is then saved in GPT-2's format with `save_pretrained`, loaded back with `from_pretrained`
 to check that nothing changed, and evaluated on the whole validation split of Tiny Shakespeare, per
 token and per character as in Chapters 3 and 4. The script prints the files' sizes and sha256, which
@@ -27,7 +27,7 @@ from minigpt.pretrained import STANDIN_DIR, from_pretrained, save_pretrained
 from minigpt.train import evaluate_loss
 
 TRAIN_ARGS = [
-    "--data", "shakespeare-bpe", "--block-size", "256", "--n-layer", "4", "--n-head", "4", "--n-embd", "96",
+    "--data", "shakespeare", "--tokenizer", "gpt2", "--block-size", "256", "--n-layer", "4", "--n-head", "4", "--n-embd", "96",
     "--dropout", "0.1", "--batch-size", "16", "--max-steps", "1200", "--lr", "3e-3", "--min-lr", "3e-4",
     "--warmup-steps", "50", "--eval-interval", "100", "--eval-windows", "100", "--checkpoint-interval", "100",
 ]  # fmt: skip
@@ -38,10 +38,11 @@ def train(run_dir: Path, device: str | None) -> None:
     command = [
         sys.executable,
         "-m",
-        "minigpt.train",
+        "minigpt",
+        "train",
         *TRAIN_ARGS,
         "--out",
-        str(run_dir / "ckpt"),
+        str(run_dir / "run"),
         "--overwrite",  # a build trains afresh: never mix in the checkpoints of an earlier one
     ]
     command += ["--history-json", str(run_dir / "history.json")]
@@ -57,9 +58,14 @@ def train(run_dir: Path, device: str | None) -> None:
 
 
 def export(run_dir: Path, out: Path) -> torch.nn.Module:
-    """Save the run's latest checkpoint in GPT-2's format and check that it loads back unchanged."""
-    model = checkpoint_model(latest_checkpoint(run_dir / "ckpt")).eval()
+    """Save the run's latest checkpoint in GPT-2's format and check that it loads back unchanged.
+
+    The stand-in ships as GPT-2's own folders are on the Hub, without minigpt.json: a folder without one
+    is read with GPT-2's tokenizer as a base model, which is what the stand-in is.
+    """
+    model = checkpoint_model(latest_checkpoint(run_dir / "run" / "checkpoints")).eval()
     save_pretrained(model, out)
+    (out / "minigpt.json").unlink()
     loaded = from_pretrained(out)
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name

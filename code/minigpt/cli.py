@@ -36,7 +36,7 @@ from .checkpoint import clear_run, export_checkpoint, resume
 from .curves import TensorBoardCurves
 from .data import load_text, read_text_file, train_val_split
 from .generate import _check_count, stream
-from .instruct import InstructionDataset, load_records, split_records
+from .instruct import InstructionDataset, check_prompts_fit, load_records, split_records
 from .model import GPT, GPTConfig
 from .pretrained import CONFIG_FILE, FOLDER_INFO_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_pretrained
 from .sampling import SamplingRule
@@ -407,6 +407,10 @@ def _training_data(args: argparse.Namespace, init: LoadedModel | None, block_siz
         held_out = max(1, round(len(records) * args.val_fraction))
         if len(records) < 2:
             raise SystemExit(f"error: --data {args.data} holds {len(records)} record(s); it needs at least 2")
+        try:
+            check_prompts_fit(records, tokenizer, block_size, source=f"--data {args.data}")
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
         train, val = split_records(records, held_out, seed=args.seed)
         datasets = [InstructionDataset(part, tokenizer, block_size) for part in (train, val)]
         return tokenizer, *datasets, "alpaca"

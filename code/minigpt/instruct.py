@@ -313,6 +313,19 @@ def encode_record(record: dict, tokenizer) -> Example:
     return Example(prompt + response + [tokenizer.eot_token], len(prompt))
 
 
+def check_prompts_fit(records: Sequence[dict], tokenizer, max_length: int, source: str = "the records") -> None:
+    """Raise ValueError naming the first record whose prompt leaves no room for its response in
+    `max_length` tokens: cut to fit, it would have no target to train on."""
+    for i, record in enumerate(records):
+        length = len(tokenizer.encode_ordinary(format_prompt(record)))
+        if length >= max_length:
+            raise ValueError(
+                f"{source}: record {i}'s prompt takes {length} tokens in Alpaca's template, and the context "
+                f"holds {max_length}: no room is left for its response; shorten its instruction and input, "
+                "or train a model with a longer context"
+            )
+
+
 class Batch(NamedTuple):
     x: torch.Tensor  # (B, T) inputs
     y: torch.Tensor  # (B, T) targets: x shifted by one, IGNORE_INDEX where no loss is taken

@@ -465,6 +465,8 @@ def evaluate_batches(model: nn.Module, batches: list[tuple[torch.Tensor, torch.T
         total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
         count += int((y != -100).sum())
     model.train(was_training)
+    if count == 0:
+        raise ValueError("every target of the evaluation batches is masked (-100): there is nothing to evaluate")
     return total / count
 
 
