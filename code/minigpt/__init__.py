@@ -23,9 +23,11 @@ from .utils import choose_device, set_seed
 
 __version__ = "0.1.0"
 
-# `python -m minigpt.generate` runs the module that this package has already imported (the package's
-# `generate` is its function); Python warns about that, harmlessly: the command line needs nothing else.
-warnings.filterwarnings("ignore", message="'minigpt.generate' found in sys.modules", category=RuntimeWarning)
+# `python -m minigpt.train` (an old entry point, which names the new command) runs a module that this
+# package has already imported; Python warns about that, harmlessly.
+warnings.filterwarnings(
+    "ignore", message=r"'minigpt\.(train|generate|chat)' found in sys.modules", category=RuntimeWarning
+)
 
 __all__ = [
     "GPT2_BPE_RANKS",

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from minigpt import GPT, GPTConfig
 from minigpt.preference import sequence_logprobs
 
