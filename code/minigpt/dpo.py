@@ -71,14 +71,13 @@ def dpo_loss(
 def dpo_loss_fn(reference: nn.Module, beta: float) -> LossFunction:
     """DPO's loss as a Trainer loss function over `PairBatch`es, against a frozen `reference`.
 
-    The reference is frozen here (no gradients, eval mode) and run under no_grad on every batch, so it
-    can neither receive gradients nor, since the Trainer's optimizer holds only the policy's
-    parameters, updates. It must be a copy of the policy (`copy.deepcopy`), not the policy itself,
-    and on the training device. It costs one forward pass per batch, without backward.
+    The reference runs on every batch in eval mode and under no_grad, so it never receives gradients,
+    and the Trainer's optimizer holds only the policy's parameters, so it is never updated. It must
+    be a copy of the policy (`copy.deepcopy`), not the policy itself, and on the training device. It
+    costs one forward pass per batch, without backward.
     """
     if not beta > 0:
         raise ValueError(f"beta must be positive, got {beta}")
-    reference.requires_grad_(False)
 
     def loss_fn(model: nn.Module, batch: PairBatch) -> torch.Tensor:
         check_reference(model, reference, batch[0].device)

@@ -50,13 +50,14 @@ class RewardModel(nn.Module):
         return self.backbone.config
 
     def forward(self, idx: torch.Tensor, last_index: torch.Tensor) -> torch.Tensor:
-        """The reward of each sequence of `idx` (B, T), read at position `last_index` (B,): (B,).
+        """The reward of each sequence of `idx` (B, T), read at position `last_index` (B,): (B,), in float32
+        whatever the precision the model runs in (the loss compares small differences of rewards).
 
         The backbone also computes its logits, unused here (no gradient flows through them).
         """
         _, _, hidden = self.backbone(idx, return_hidden=True)  # (B, T, C)
         last = hidden[torch.arange(len(idx), device=idx.device), last_index]  # (B, T, C) -> (B, C)
-        return self.head(last).squeeze(-1)  # (B, 1) -> (B,)
+        return self.head(last).squeeze(-1).float()  # (B, 1) -> (B,)
 
 
 def last_response_index(mask: torch.Tensor) -> torch.Tensor:

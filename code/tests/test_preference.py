@@ -299,18 +299,22 @@ class WordTokenizer:
     def encode_ordinary(self, text):
         return [self.stoi[piece] for piece in self.PIECES.findall(text)]
 
+    def decode(self, ids):
+        pieces = list(self.stoi)
+        return "".join(pieces[i] for i in ids if i != self.eot_token)
+
 
 TOY_TOKENIZER = WordTokenizer(format_prompt(r) + r["chosen"] for r in toy_records(FILLERS))
 TOY = GPTConfig(block_size=64, vocab_size=TOY_TOKENIZER.n_vocab, n_layer=1, n_head=2, n_embd=32)
 
 
-def toy_trainer(model, loss_fn, steps, lr=1e-2):
+def toy_trainer(model, loss_fn, steps, lr=1e-2, device="cpu"):
     train = PreferenceDataset(toy_records(FILLERS[:6]), TOY_TOKENIZER, TOY.block_size)
     held_out = PreferenceDataset(toy_records(FILLERS[6:]), TOY_TOKENIZER, TOY.block_size)
     config = TrainConfig(
         max_steps=steps, batch_size=8, lr=lr, warmup_steps=2, eval_interval=steps, eval_windows=8, seed=0
     )
-    return Trainer(model, train, held_out, config, loss_fn=loss_fn)
+    return Trainer(model, train, held_out, config, device=device, loss_fn=loss_fn)
 
 
 def test_the_reward_model_learns_a_toy_preference_with_the_trainer():
@@ -366,7 +370,7 @@ def test_the_reference_gets_no_gradient_and_no_update_in_a_trainer_step():
     before = copy.deepcopy(reference.state_dict())
     trainer = toy_trainer(policy, dpo_loss_fn(reference, beta=0.1), steps=2)
     trainer.train_step()
-    assert all(p.grad is None and not p.requires_grad for p in reference.parameters())
+    assert all(p.grad is None for p in reference.parameters())
     assert all(torch.equal(before[name], value) for name, value in reference.state_dict().items())
     moved = [not torch.equal(p, q) for p, q in zip(policy.parameters(), reference.parameters())]
     assert any(moved)  # while the policy took its step
@@ -393,7 +397,34 @@ def test_dpo_with_the_trainer_raises_held_out_implicit_reward_accuracy():
     after = evaluate_dpo(policy, reference, held_out, beta=0.5)
     assert after.pairs == 4 and after.accuracy >= 0.9
     assert after.margin > 0.5 and after.chosen_reward > after.rejected_reward
-    assert after.kl_per_token > 0
+    with torch.no_grad():  # the drift is over the chosen replies' tokens
+        chosen_kl = [next_token_kl(policy, reference, b.x[:, 0], b.mask[:, 0]).sum() for b in held_out]
+    chosen_tokens = sum(b.mask[:, 0].sum() for b in held_out)
+    assert after.kl_per_token == pytest.approx((sum(chosen_kl) / chosen_tokens).item(), rel=1e-5)
+    assert after.kl_per_token > 0.01
+
+
+@pytest.mark.cuda
+def test_the_reward_model_and_dpo_train_and_sample_on_the_device(device):
+    """On a GPU the Trainer runs in bf16 or fp16: rewards, log-probabilities and KL stay float32."""
+    torch.manual_seed(0)
+    reward = toy_trainer(RewardModel(GPT(TOY)), reward_model_loss, steps=10, device=device)
+    held_out = reward.val_data.eval_batches(8, 8)
+    reward.train(progress=False)
+    chosen, rejected = rewards_of_pairs(reward.model, held_out)
+    assert chosen.dtype == torch.float32 and pair_accuracy(chosen, rejected) == 1.0
+    policy = GPT(TOY).to(device)
+    reference = copy.deepcopy(policy)
+    toy_trainer(policy, dpo_loss_fn(reference, beta=0.5), steps=10, device=device).train(progress=False)
+    stats = evaluate_dpo(policy, reference, held_out, beta=0.5)
+    assert stats.accuracy == 1.0 and stats.margin > 0.5 and stats.kl_per_token > 0.01
+    records = toy_records(FILLERS[6:])
+    generator = torch.Generator().manual_seed(0)
+    samples = sample_responses(policy, TOY_TOKENIZER, records, n=3, generator=generator, max_new_tokens=4)
+    assert [len(s) for s in samples] == [3] * len(records)
+    answers = [[Response("no", True), Response("yes", True)] for _ in records]
+    scores = score_responses(reward.model, TOY_TOKENIZER, records, answers)
+    assert [r.text for r in best_of_n(answers, scores)] == ["yes"] * len(records)
 
 
 def test_next_token_kl_is_zero_for_equal_models_and_a_hand_computation_otherwise():
