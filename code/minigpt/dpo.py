@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .preference import PairBatch, pair_accuracy, pair_logprobs
+from .preference import PairBatch, pair_accuracy, pair_logprobs, target_logprobs
 from .train import LossFunction
 
 
@@ -104,17 +104,15 @@ def check_reference(policy: nn.Module, reference: nn.Module, device: torch.devic
         )
 
 
-def next_token_kl(
-    policy: nn.Module, reference: nn.Module, x: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """KL(policy || reference) of the next-token distributions at every position of x (B, T): (B, T).
+def next_token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(policy || reference) of the next-token distributions at every position, from both models'
+    logits (B, T, V) on the same inputs: (B, T), 0 where `mask` is false.
 
-    Positions where `mask` is false are 0. Summed over a response, this is how far the policy has
-    drifted from the reference in that reply's contexts: exact for each position (the whole
-    vocabulary, not a sampled token), and never negative.
+    Summed over a response, this is how far the policy has drifted from the reference in that reply's
+    contexts: exact at each position (the whole vocabulary, not a sampled token), and never negative.
     """
-    policy_logp = F.log_softmax(policy(x)[0].float(), dim=-1)  # (B, T, V)
-    ref_logp = F.log_softmax(reference(x)[0].float(), dim=-1)  # (B, T, V)
+    policy_logp = F.log_softmax(policy_logits.float(), dim=-1)  # (B, T, V)
+    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)  # (B, T, V)
     kl = (policy_logp.exp() * (policy_logp - ref_logp)).sum(dim=-1)  # (B, T, V) -> (B, T)
     return torch.where(mask.bool(), kl, 0.0)
 
@@ -139,7 +137,7 @@ def evaluate_dpo(
 
     The drift is the mean, over the response tokens of the chosen replies (end-of-text included), of
     the exact KL between the two models' next-token distributions (`next_token_kl`): it needs no
-    sampling and grows as beta falls.
+    sampling, and comes from the same forward passes as the rewards.
     """
     device = next(policy.parameters()).device
     was_training = policy.training
@@ -147,14 +145,18 @@ def evaluate_dpo(
     reference.eval()
     results, kl_sum, kl_tokens = [], 0.0, 0
     for batch in batches:
-        batch = PairBatch(*(t.to(device) for t in batch))
-        policy_logps, ref_logps = pair_logprobs(policy, batch), pair_logprobs(reference, batch)  # (B, 2) each
+        x, y, mask = (
+            t.to(device).flatten(0, 1) for t in batch
+        )  # (B, 2, T) -> (2B, T): chosen, rejected, ...
+        policy_logits, ref_logits = policy(x)[0], reference(x)[0]  # (2B, T, V) each
+        policy_logps = target_logprobs(policy_logits, y, mask).view(-1, 2)  # (2B,) -> (B, 2)
+        ref_logps = target_logprobs(ref_logits, y, mask).view(-1, 2)  # (2B,) -> (B, 2)
         results.append(
             dpo_loss(policy_logps[:, 0], policy_logps[:, 1], ref_logps[:, 0], ref_logps[:, 1], beta)
         )
-        chosen_x, chosen_mask = batch.x[:, 0], batch.mask[:, 0]  # (B, T) each
-        kl_sum += next_token_kl(policy, reference, chosen_x, chosen_mask).sum().item()
-        kl_tokens += int(chosen_mask.sum())
+        chosen = slice(0, None, 2)  # the chosen rows of (2B, T)
+        kl_sum += next_token_kl(policy_logits[chosen], ref_logits[chosen], mask[chosen]).sum().item()
+        kl_tokens += int(mask[chosen].sum())
     policy.train(was_training)
     chosen = torch.cat([r.chosen_rewards for r in results])
     rejected = torch.cat([r.rejected_rewards for r in results])

@@ -200,10 +200,10 @@ class PreferenceDataset:
     def eval_batches(self, count: int, batch_size: int) -> list[PairBatch]:
         """Up to `count` pairs spread evenly over the records, in batches of `batch_size` pairs."""
         picks = torch.linspace(0, len(self.pairs) - 1, min(count, len(self.pairs))).long().tolist()
-        chosen = [self.pairs[i] for i in picks]
+        picked = [self.pairs[i] for i in picks]
         return [
-            collate_pairs(chosen[i : i + batch_size], self.pad_id, self.max_length)
-            for i in range(0, len(chosen), batch_size)
+            collate_pairs(picked[i : i + batch_size], self.pad_id, self.max_length)
+            for i in range(0, len(picked), batch_size)
         ]
 
 
@@ -224,10 +224,20 @@ def sequence_logprobs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: 
             f"x, y and mask must have the same shape (batch, time), got {tuple(x.shape)}, {tuple(y.shape)} "
             f"and {tuple(mask.shape)}"
         )
+    logits, _ = model(x)  # (B, T, V)
+    return target_logprobs(logits, y, mask)
+
+
+def target_logprobs(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`sequence_logprobs` from logits (B, T, V) already computed: (B,)."""
+    if not logits.shape[:2] == y.shape == mask.shape or y.dim() != 2:
+        raise ValueError(
+            f"logits (batch, time, vocab), y and mask (batch, time) must agree, got {tuple(logits.shape)}, "
+            f"{tuple(y.shape)} and {tuple(mask.shape)}"
+        )
     mask = mask.bool()
     if (mask & (y < 0)).any():
         raise ValueError("a masked-in target is negative (padding?): mask only the response's real tokens")
-    logits, _ = model(x)  # (B, T, V)
     targets = torch.where(mask, y, -100)  # -100: cross_entropy's ignore_index, a log-probability of 0 here
     token_logprobs = -F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
     return token_logprobs.view(y.shape).sum(dim=1)  # (B * T,) -> (B, T) -> (B,)
@@ -301,7 +311,12 @@ def sample_responses(
             chunk = owners[start : start + batch_size]
             idx = torch.tensor([prompts[i] for i in chunk], device=device)  # (B, length)
             sampled = generate(
-                model, idx, max_new_tokens, temperature=temperature, top_p=top_p, stop_tokens=[eot],
+                model,
+                idx,
+                max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                stop_tokens=[eot],
                 generator=generator,
             )
             for i, row in zip(chunk, sampled.rows()):

@@ -112,11 +112,16 @@ def score_responses(
         raise ValueError(
             f"need one list of samples per record, got {len(samples)} for {len(records)} records"
         )
-    sequences = [
-        tokenizer.encode_ordinary(format_prompt(record)) + tokenizer.encode_ordinary(response.text)
-        for record, responses in zip(records, samples)
-        for response in responses
-    ]
+    sequences = []
+    for i, (record, responses) in enumerate(zip(records, samples)):
+        prompt = tokenizer.encode_ordinary(format_prompt(record))
+        for j, response in enumerate(responses):
+            sequences.append(prompt + tokenizer.encode_ordinary(response.text))
+            if len(sequences[-1]) > model.config.block_size:
+                raise ValueError(
+                    f"record {i}, sample {j}: prompt and reply take {len(sequences[-1])} tokens, more than "
+                    f"the reward model's context of {model.config.block_size}; sample fewer new tokens"
+                )
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

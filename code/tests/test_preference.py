@@ -257,6 +257,9 @@ def test_scored_samples_get_the_rewards_their_pair_gets():
     scores = score_responses(model, ENC, [RECORD], samples)
     chosen, rejected = rewards_of_pairs(model, [pair])
     assert scores[0] == pytest.approx([rejected.item(), chosen.item()], rel=1e-5, abs=1e-7)
+    samples[0].append(Response("word " * 40, False))
+    with pytest.raises(ValueError, match="^record 0, sample 2: prompt and reply take .* context of 48"):
+        score_responses(model, ENC, [RECORD], samples)
 
 
 def test_a_saved_reward_model_gives_the_same_rewards(tmp_path):
@@ -398,7 +401,9 @@ def test_dpo_with_the_trainer_raises_held_out_implicit_reward_accuracy():
     assert after.pairs == 4 and after.accuracy >= 0.9
     assert after.margin > 0.5 and after.chosen_reward > after.rejected_reward
     with torch.no_grad():  # the drift is over the chosen replies' tokens
-        chosen_kl = [next_token_kl(policy, reference, b.x[:, 0], b.mask[:, 0]).sum() for b in held_out]
+        chosen_kl = [
+            next_token_kl(policy(b.x[:, 0])[0], reference(b.x[:, 0])[0], b.mask[:, 0]).sum() for b in held_out
+        ]
     chosen_tokens = sum(b.mask[:, 0].sum() for b in held_out)
     assert after.kl_per_token == pytest.approx((sum(chosen_kl) / chosen_tokens).item(), rel=1e-5)
     assert after.kl_per_token > 0.01
@@ -433,9 +438,10 @@ def test_next_token_kl_is_zero_for_equal_models_and_a_hand_computation_otherwise
     x = torch.randint(CONFIG.vocab_size, (2, 5))
     mask = torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
     with torch.no_grad():
-        assert next_token_kl(policy, copy.deepcopy(policy), x, mask).abs().max() < 1e-6
-        got = next_token_kl(policy, reference, x, mask)  # (B, T)
-        p, q = (torch.softmax(m(x)[0], dim=-1) for m in (policy, reference))  # (B, T, V)
+        policy_logits, ref_logits = policy(x)[0], reference(x)[0]  # (B, T, V) each
+        assert next_token_kl(policy_logits, policy_logits, mask).abs().max() < 1e-6
+        got = next_token_kl(policy_logits, ref_logits, mask)  # (B, T)
+        p, q = torch.softmax(policy_logits, dim=-1), torch.softmax(ref_logits, dim=-1)  # (B, T, V) each
     by_hand = (p * (p / q).log()).sum(-1) * mask
     torch.testing.assert_close(got, by_hand)
     assert (got[mask] > 0).all() and (got[~mask] == 0).all()
