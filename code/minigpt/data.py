@@ -38,6 +38,12 @@ GPT2_BPE_RANKS = DataFile(
     sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
     url="https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken",
 )
+PREFERENCE_DATA = DataFile(
+    name="instruction-data-with-preference.json",
+    sha256="305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",
+    url="https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/28c65cdf/"
+    "ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json",
+)
 DOWNLOAD_TIMEOUT_S = 60  # the longest wait for the server to connect or to send the next bytes
 
 
