@@ -32,7 +32,7 @@ import torch.distributed as dist
 from . import __version__
 from .chat import HELP as CHAT_HELP
 from .chat import chat, chat_format, check_setting
-from .checkpoint import clear_run, export_checkpoint, resume
+from .checkpoint import clear_run, export_checkpoint, latest_checkpoint, resume
 from .curves import TensorBoardCurves
 from .data import load_text, read_text_file, train_val_split
 from .generate import _check_count, stream
@@ -40,7 +40,7 @@ from .instruct import InstructionDataset, check_prompts_fit, load_records, split
 from .model import GPT, GPTConfig
 from .pretrained import CONFIG_FILE, FOLDER_INFO_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_pretrained
 from .sampling import SamplingRule
-from .tokenizer import TOKENIZER_KINDS, describe_tokenizer, make_tokenizer
+from .tokenizer import TOKENIZER_KINDS, describe_tokenizer, make_tokenizer, tokenizer_from_description
 from .train import TrainConfig, Trainer
 from .utils import choose_device
 
@@ -272,8 +272,6 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _folder_arguments(folder_info: dict) -> dict:
     """save_pretrained's tokenizer and prompt_format from a run's folder_info."""
-    from .tokenizer import tokenizer_from_description
-
     return {
         "tokenizer": tokenizer_from_description(folder_info["tokenizer"]),
         "prompt_format": folder_info["prompt_format"],
@@ -450,8 +448,6 @@ def _training_data(args: argparse.Namespace, init: LoadedModel | None, block_siz
 
 def _check_same_tokenizer(checkpoints: Path, folder_info: dict) -> None:
     """Refuse to resume a run on data that its tokenizer does not describe alike (another text file)."""
-    from .checkpoint import latest_checkpoint
-
     saved = json.loads((latest_checkpoint(checkpoints) / "config.json").read_text()).get("folder_info")
     if saved is not None and saved != folder_info:
         raise SystemExit(
