@@ -383,7 +383,10 @@ def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) ->
     if args.resume:
         if (args.out / "checkpoints" / "latest").is_file():
             _check_same_tokenizer(args.out / "checkpoints", trainer.folder_info)
-            resume(trainer)
+            try:
+                resume(trainer)
+            except ValueError as error:  # another model shape than the saved run's
+                raise SystemExit(f"--resume: {error}; resume with the options of the saved run") from None
         elif rank == 0:
             print(f"--resume: no checkpoint in {args.out} yet, so the run starts from step 0")
     return trainer
