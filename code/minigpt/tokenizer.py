@@ -296,7 +296,8 @@ def tokenizer_from_description(description: dict):
         name = description["encoding"]
         if description.get("ranks_sha256") != TIKTOKEN_RANKS[name].sha256:
             raise ValueError(
-                f"the tokenizer's ranks_sha256 {description.get('ranks_sha256')!r} is not {name}'s "
+                f"the tokenizer's ranks_sha256 {description.get('ranks_sha256')!r} is not "
+                f"{'GPT-2' if name == 'gpt2' else name}'s "
                 f"({TIKTOKEN_RANKS[name].sha256})"
             )
         return gpt2_tokenizer() if name == "gpt2" else cl100k_tokenizer()
