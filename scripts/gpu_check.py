@@ -75,10 +75,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT / "code"))
-import t4_limits  # noqa: E402 (the folders above, just added)
-from execute_chapters import toc_chapters  # noqa: E402
-from local_hub import serve, write_random_gpt2  # noqa: E402
-from minigpt.memory import gib as memory_gib  # noqa: E402
+import t4_limits
+from execute_chapters import toc_chapters
+from local_hub import serve, write_random_gpt2
+from minigpt.memory import gib as memory_gib
 
 CHAPTER_7 = ROOT / "chapters" / "07_instruction_tuning.ipynb"
 GPT2_MEDIUM = "gpt2-medium"  # the base model of Chapter 7's GPU run
@@ -95,15 +95,8 @@ NO_NETWORK = {
 }
 # The Jupyter and test packages a GPU machine with PyTorch, transformers and pytest may lack, and what
 # they need, at the versions the course's tests use (each a py3 wheel, or one for CPython 3.12).
-WHEELS = """
-    nbval==0.11.0 ipykernel==7.4.0 ipython==9.18.1 ipython_pygments_lexers==1.1.1 jupyter_client==8.10.0
-    jupyter_core==5.9.1 nbformat==5.11.1 nbclient==0.11.0 traitlets==5.16.1 pyzmq==27.3.0 tornado==6.6.1
-    comm==0.2.3 debugpy==1.8.22 matplotlib-inline==0.2.2 nest-asyncio2==1.7.4 jedi==0.20.1 parso==0.8.7
-    prompt_toolkit==3.0.53 wcwidth==0.9.4 pexpect==4.9.0 ptyprocess==0.7.0 stack_data==0.6.3
-    executing==2.3.0 asttokens==3.0.2 pure_eval==0.2.4 fastjsonschema==2.22.3 jsonschema==4.26.0
-    jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 platformdirs==4.14.9
-""".split()
-PLATFORMS = "manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64".split()
+WHEELS = ["nbval==0.11.0", "ipykernel==7.4.0", "ipython==9.18.1", "ipython_pygments_lexers==1.1.1", "jupyter_client==8.10.0", "jupyter_core==5.9.1", "nbformat==5.11.1", "nbclient==0.11.0", "traitlets==5.16.1", "pyzmq==27.3.0", "tornado==6.6.1", "comm==0.2.3", "debugpy==1.8.22", "matplotlib-inline==0.2.2", "nest-asyncio2==1.7.4", "jedi==0.20.1", "parso==0.8.7", "prompt_toolkit==3.0.53", "wcwidth==0.9.4", "pexpect==4.9.0", "ptyprocess==0.7.0", "stack_data==0.6.3", "executing==2.3.0", "asttokens==3.0.2", "pure_eval==0.2.4", "fastjsonschema==2.22.3", "jsonschema==4.26.0", "jsonschema-specifications==2025.9.1", "referencing==0.37.0", "rpds-py==2026.9.1", "platformdirs==4.14.9"]
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
 # --- the log and the results ------------------------------------------------------------------------
@@ -327,7 +320,7 @@ def chapter7_cells(nb, steps: int) -> None:
     peak memory (`run.memory()`), the fine-tuning runs' steps and seconds (their histories) and the
     chapter's own step-time and memory measurements where it makes them, and the peak."""
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
-    chooses = [i for i in code if re.search(r"^run\s*=", nb.cells[i].source, re.M)]
+    chooses = [i for i in code if re.search(r"^run\s*=", nb.cells[i].source, re.MULTILINE)]
     trains = [i for i in code if ".train()" in nb.cells[i].source and chooses and i > chooses[0]]
     if not chooses or not trains:
         raise ValueError(
@@ -561,7 +554,7 @@ def start_pytest(name: str, pytest_args: list[str], env: dict, work: Path, resul
 
 def outcomes_shown(output: str) -> dict:
     """Passed, failed and skipped tests as pytest -v printed them (for a run stopped before its report)."""
-    shown = re.findall(r"^(\S+::.+?) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", output, re.M)
+    shown = re.findall(r"^(\S+::.+?) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", output, re.MULTILINE)
     failed = [test.rsplit("::", 1)[1] for test, outcome in shown if outcome in ("FAILED", "ERROR")]
     failing = [{"cell": test, "message": "(stopped before its report)"} for test in failed]
     skipped = sum(outcome == "SKIPPED" for _, outcome in shown)
@@ -608,7 +601,7 @@ def benchmark(args, results: Results, env: dict, work: Path, limit_s: float) -> 
     )
     rows = [
         {"batch": int(m[1]), "case": m[2].strip(), "seconds": float(m[3]), "tokens_per_s": float(m[4])}
-        for m in re.finditer(r"^\s*(\d+)  (\S.*?)\s+([\d.]+)\s+([\d.]+)\s*$", output, re.M)
+        for m in re.finditer(r"^\s*(\d+)  (\S.*?)\s+([\d.]+)\s+([\d.]+)\s*$", output, re.MULTILINE)
     ]
     same = re.findall(r"same tokens in every case: (\w+); largest \|cached - uncached\| logit: (\S+)", output)
     table = [line for line in output.splitlines() if not line.startswith("T4 limits:")]

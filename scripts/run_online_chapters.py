@@ -31,7 +31,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_hub import serve, write_random_gpt2  # noqa: E402 (the script's own folder, just added)
+from local_hub import serve, write_random_gpt2
 
 ROOT = Path(__file__).resolve().parents[1]
 ONLINE_SIGN = "Using OpenAI's GPT-2"  # what find_base_model prints when it loaded GPT-2

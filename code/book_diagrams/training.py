@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from minigpt.train import TrainConfig, lr_at
+
 from .draw import COLORS, EDGE, FONT, arrow, box, canvas, label
 
 

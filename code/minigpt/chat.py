@@ -68,7 +68,10 @@ class Conversation:
 
     def __init__(self, tokenizer, budget: int, format: ChatFormat = ALPACA):
         self.tokenizer, self.budget, self.format = tokenizer, budget, format
-        self.separator = tokenizer.encode_ordinary(format.separator)
+        try:
+            self.separator = tokenizer.encode_ordinary(format.separator)
+        except ValueError:  # a character model whose text had no newline: turns follow each other directly
+            self.separator = []
         self.turns: list[list[int]] = []  # each finished turn as tokens: its message, then the reply
 
     def prompt_for(self, message: str) -> Prompt:
@@ -198,7 +201,5 @@ def chat(
             conversation.add(prompt, reply_tokens)
 
 
-if __name__ == "__main__":  # the old entry point, python -m minigpt.chat: now `minigpt chat`
-    from .cli import main
-
-    sys.exit(main(["chat", *sys.argv[1:]]))
+if __name__ == "__main__":  # the old entry point; importing minigpt.cli here would make an import cycle
+    sys.exit("python -m minigpt.chat is now `minigpt chat` (or `python -m minigpt chat`): run that")

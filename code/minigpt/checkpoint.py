@@ -146,7 +146,9 @@ def checkpoint_model(checkpoint: str | Path, device: torch.device | str = "cpu")
     return model.to(device)
 
 
-def export_checkpoint(source: str | Path, out: str | Path, *, tokenizer=None, prompt_format: str | None = None) -> Path:
+def export_checkpoint(
+    source: str | Path, out: str | Path, *, tokenizer=None, prompt_format: str | None = None
+) -> Path:
     """Write a training checkpoint as a model folder in `out`, for `minigpt generate` and `chat`.
 
     `source` is a checkpoint folder (step_000500) or a checkpoint directory (its `latest` is taken).
@@ -162,7 +164,8 @@ def export_checkpoint(source: str | Path, out: str | Path, *, tokenizer=None, pr
         source = latest_checkpoint(source)
     if not (source / "state.pt").is_file():
         raise FileNotFoundError(
-            f"{source} is not a training checkpoint (a step_NNNNNN folder with state.pt) nor a directory of them"
+            f"{source} is not a training checkpoint (a step_NNNNNN folder with state.pt) "
+            "nor a directory of them"
         )
     recorded = json.loads((source / "config.json").read_text()).get("folder_info", {})
     if tokenizer is None and "tokenizer" in recorded:

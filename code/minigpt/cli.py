@@ -32,7 +32,7 @@ import torch.distributed as dist
 from . import __version__
 from .chat import HELP as CHAT_HELP
 from .chat import chat, chat_format, check_setting
-from .checkpoint import clear_run, export_checkpoint, resume
+from .checkpoint import clear_run, export_checkpoint, latest_checkpoint, resume
 from .curves import TensorBoardCurves
 from .data import load_text, read_text_file, train_val_split
 from .generate import _check_count, stream
@@ -40,11 +40,21 @@ from .instruct import InstructionDataset, check_prompts_fit, load_records, split
 from .model import GPT, GPTConfig
 from .pretrained import CONFIG_FILE, FOLDER_INFO_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_pretrained
 from .sampling import SamplingRule
-from .tokenizer import TOKENIZER_KINDS, CodePoints, SeenVocabulary, describe_tokenizer, make_tokenizer, tokenizer_kind
-from .train import Trainer, TrainConfig
+from .tokenizer import (
+    TOKENIZER_KINDS,
+    CodePoints,
+    SeenVocabulary,
+    describe_tokenizer,
+    make_tokenizer,
+    tokenizer_from_description,
+    tokenizer_kind,
+)
+from .train import TrainConfig, Trainer
 from .utils import choose_device
 
-OFFLINE_HINT = "offline, give a model folder instead, such as the course's stand-in: data/gpt2-shakespeare-standin"
+OFFLINE_HINT = (
+    "offline, give a model folder instead, such as the course's stand-in: data/gpt2-shakespeare-standin"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +170,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         "--val-fraction",
         type=float,
         default=0.1,
-        help="the share of the text (the end of it), or of the records, held out for validation (default: 0.1)",
+        help="the share of the text (its end), or of the records, held out for validation (default: 0.1)",
     )
     p.add_argument(
         "--out",
@@ -193,8 +203,10 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     )
     for name, help_text in MODEL_OPTION_HELP.items():
         default = NEW_MODEL_DEFAULTS[name]
-        shown = f"{default} for a new model; with --init, the model's" if name != "block_size" else (
-            f"{default} for a new model; with --init, the model's context"
+        shown = (
+            f"{default} for a new model; with --init, the model's"
+            if name != "block_size"
+            else (f"{default} for a new model; with --init, the model's context")
         )
         p.add_argument(_option(name), type=int, default=None, help=f"{help_text} (default: {shown})")
     p.add_argument(
@@ -249,15 +261,22 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             saved = trainer.save_checkpoint()
             if rank == 0:
                 folder = save_pretrained(trainer.model, args.out, **_folder_arguments(trainer.folder_info))
-                print(f"model folder: {folder} (try: minigpt generate --model {folder} --prompt ...)", flush=True)
+                print(
+                    f"model folder: {folder} (try: minigpt generate --model {folder} --prompt ...)",
+                    flush=True,
+                )
         if received["signal"]:
             if rank == 0:
-                where = f"saved in {saved}; continue with --resume" if args.out else "nothing saved (no --out)"
+                where = (
+                    f"saved in {saved}; continue with --resume" if args.out else "nothing saved (no --out)"
+                )
                 print(f"stopped by {received['signal']} at step {trainer.step}: {where}", flush=True)
             return 128 + signal.Signals[received["signal"]].value
         if rank == 0:
             last = trainer.history[-1]
-            print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}")
+            print(
+                f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}"
+            )
             if args.history_json:
                 args.history_json.write_text(json.dumps(trainer.history, indent=1))
         return 0
@@ -268,8 +287,6 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _folder_arguments(folder_info: dict) -> dict:
     """save_pretrained's tokenizer and prompt_format from a run's folder_info."""
-    from .tokenizer import tokenizer_from_description
-
     return {
         "tokenizer": tokenizer_from_description(folder_info["tokenizer"]),
         "prompt_format": folder_info["prompt_format"],
@@ -334,7 +351,9 @@ def _check_out(args: argparse.Namespace, rank: int) -> None:
 
 def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) -> Trainer:
     init = _load(args.init, device, args.dropout) if args.init is not None else None
-    block_size = args.block_size or (init.model.config.block_size if init else NEW_MODEL_DEFAULTS["block_size"])
+    block_size = args.block_size or (
+        init.model.config.block_size if init else NEW_MODEL_DEFAULTS["block_size"]
+    )
     if init and block_size > init.model.config.block_size:
         raise SystemExit(
             f"--block-size {block_size} is longer than the context of the --init model "
@@ -349,7 +368,10 @@ def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) ->
             GPTConfig(
                 block_size=block_size,
                 vocab_size=tokenizer.n_vocab,
-                **{name: getattr(args, name) or NEW_MODEL_DEFAULTS[name] for name in ("n_layer", "n_head", "n_embd")},
+                **{
+                    name: getattr(args, name) or NEW_MODEL_DEFAULTS[name]
+                    for name in ("n_layer", "n_head", "n_embd")
+                },
                 dropout=args.dropout,
             )
         )
@@ -376,7 +398,10 @@ def _build_trainer(args: argparse.Namespace, device: torch.device, rank: int) ->
     if args.resume:
         if (args.out / "checkpoints" / "latest").is_file():
             _check_same_tokenizer(args.out / "checkpoints", trainer.folder_info)
-            resume(trainer)
+            try:
+                resume(trainer)
+            except ValueError as error:  # another model shape than the saved run's
+                raise SystemExit(f"--resume: {error}; resume with the options of the saved run") from None
         elif rank == 0:
             print(f"--resume: no checkpoint in {args.out} yet, so the run starts from step 0")
     return trainer
@@ -439,8 +464,9 @@ def _training_data(args: argparse.Namespace, init: LoadedModel | None, block_siz
     train, val = train_val_split(tokens, args.val_fraction)
     if len(val) <= block_size:
         raise SystemExit(
-            f"error: --data {args.data} is too short for a context of {block_size} tokens: its {len(tokens):,} "
-            f"tokens leave {len(val):,} for validation (the last {args.val_fraction:.0%}), and a window needs "
+            f"error: --data {args.data} is too short for a context of {block_size} tokens: its "
+            f"{len(tokens):,} tokens leave {len(val):,} for validation (the last {args.val_fraction:.0%}), "
+            "and a window needs "
             f"{block_size + 1}; use a longer text, a smaller --block-size or a larger --val-fraction"
         )
     prompt_format = init.prompt_format if init is not None else "plain"
@@ -449,8 +475,6 @@ def _training_data(args: argparse.Namespace, init: LoadedModel | None, block_siz
 
 def _check_same_tokenizer(checkpoints: Path, folder_info: dict) -> None:
     """Refuse to resume a run on data that its tokenizer does not describe alike (another text file)."""
-    from .checkpoint import latest_checkpoint
-
     saved = json.loads((latest_checkpoint(checkpoints) / "config.json").read_text()).get("folder_info")
     if saved is not None and saved != folder_info:
         raise SystemExit(
@@ -488,8 +512,12 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
         help="a model folder (what `minigpt train --out` writes) or gpt2, gpt2-medium, ... (default: gpt2)",
     )
     p.add_argument("--prompt", required=True, help="the text to continue, as it is (no template); required")
-    p.add_argument("--max-new-tokens", type=int, default=100, help="at most this many new tokens (default: 100)")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy; below 1 sharper (default: 1.0)")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=100, help="at most this many new tokens (default: 100)"
+    )
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="0 is greedy; below 1 sharper (default: 1.0)"
+    )
     p.add_argument(
         "--top-k", type=int, default=None, help="sample from the k most likely tokens only (default: no cut)"
     )
@@ -504,7 +532,9 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
         "--no-stop", action="store_true", help="keep going after <|endoftext|> (default: stop there)"
     )
     p.add_argument(
-        "--no-cache", action="store_true", help="rerun the whole context at every step (default: use the KV cache)"
+        "--no-cache",
+        action="store_true",
+        help="rerun the whole context at every step (default: use the KV cache)",
     )
 
 
@@ -551,13 +581,18 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 def add_chat_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--model", required=True, help="a model folder (what `minigpt train --out` writes) or a GPT-2 size; required"
+        "--model",
+        required=True,
+        help="a model folder (what `minigpt train --out` writes) or a GPT-2 size; required",
     )
     p.add_argument(
         "--temperature", type=float, default=0.7, help="0: always the likeliest token (greedy) (default: 0.7)"
     )
     p.add_argument(
-        "--top-p", type=float, default=0.9, help="sample from the smallest set of this much mass (default: 0.9)"
+        "--top-p",
+        type=float,
+        default=0.9,
+        help="sample from the smallest set of this much mass (default: 0.9)",
     )
     p.add_argument(
         "--max-new-tokens",
@@ -611,7 +646,7 @@ def add_export_options(p: argparse.ArgumentParser) -> None:
         "--prompt-format",
         choices=("plain", "alpaca"),
         default=None,
-        help="plain (a base model) or alpaca (instruction-tuned) (default: what the run recorded, else plain)",
+        help="plain (a base model) or alpaca (instruction-tuned) (default: as the run recorded, else plain)",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace a model folder already in --out (default: off)"
@@ -620,7 +655,9 @@ def add_export_options(p: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if (args.out / CONFIG_FILE).exists() and not args.overwrite:
-        sys.exit(f"error: {args.out} already holds a model; replace it with --overwrite, or give another --out")
+        sys.exit(
+            f"error: {args.out} already holds a model; replace it with --overwrite, or give another --out"
+        )
     try:
         folder = export_checkpoint(args.checkpoint, args.out, prompt_format=args.prompt_format)
     except (OSError, ValueError) as error:

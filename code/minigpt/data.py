@@ -48,6 +48,12 @@ TANG_POEMS = DataFile(  # assembled by the course from the chinese-poetry datase
     sha256="0184cd16c081084a4611ad0857009d46821d485d57af2b2c03ff1bbc88ecd2bb",
     url="https://raw.githubusercontent.com/build-a-gpt/build-a-gpt-from-scratch/main/data/tang-poems.txt",
 )
+PREFERENCE_DATA = DataFile(
+    name="instruction-data-with-preference.json",
+    sha256="305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",
+    url="https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/28c65cdf/"
+    "ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json",
+)
 DOWNLOAD_TIMEOUT_S = 60  # the longest wait for the server to connect or to send the next bytes
 
 

@@ -226,7 +226,5 @@ def _stop_tensor(stop_tokens: int | Iterable[int] | None, device: torch.device) 
     return torch.tensor(ids, dtype=torch.long, device=device)
 
 
-if __name__ == "__main__":  # the old entry point, python -m minigpt.generate: now `minigpt generate`
-    from .cli import main
-
-    sys.exit(main(["generate", *sys.argv[1:]]))
+if __name__ == "__main__":  # the old entry point; importing minigpt.cli here would make an import cycle
+    sys.exit("python -m minigpt.generate is now `minigpt generate` (or `python -m minigpt generate`): run that")

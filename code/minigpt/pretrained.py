@@ -386,6 +386,8 @@ def save_pretrained(
     `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads the result, and so does
     `from_pretrained`. Each file is written under a temporary name and renamed into place.
     """
+    dtype = model.transformer.wte.weight.dtype
+    config = json.dumps(gpt2_config(model.config, dtype), indent=2)  # refuses what GPT-2's format cannot hold
     folder_info = _folder_info(model.config, tokenizer, prompt_format)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -393,8 +395,6 @@ def save_pretrained(
     for name, param in model.named_parameters():  # the tied head is stored once, as wte
         tensor = param.detach().cpu()
         tensors[name] = (tensor.t() if is_conv1d(name) else tensor).contiguous()  # Linear -> Conv1D
-    dtype = model.transformer.wte.weight.dtype
-    config = json.dumps(gpt2_config(model.config, dtype), indent=2)
     _write_atomically(directory / CONFIG_FILE, lambda p: p.write_text(config + "\n"))
     _write_atomically(
         directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"})

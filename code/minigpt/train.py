@@ -538,9 +538,7 @@ def _evenly_spaced_starts(n_tokens: int, block_size: int, count: int) -> list[in
     return torch.linspace(0, last, count).long().tolist()
 
 
-if __name__ == "__main__":  # the old entry point, python -m minigpt.train: now `minigpt train`
+if __name__ == "__main__":  # the old entry point; importing minigpt.cli here would make an import cycle
     import sys
 
-    from .cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit("python -m minigpt.train is now `minigpt train` (or `python -m minigpt train`): run that")

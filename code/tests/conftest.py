@@ -1,6 +1,7 @@
-import minigpt
 import pytest
 import torch
+
+import minigpt
 
 
 def pytest_configure(config):

@@ -1,8 +1,9 @@
 import math
 
-import minigpt
 import pytest
 import torch
+
+import minigpt
 
 
 def test_counted_model_reaches_the_bigram_optimum(char_data):

@@ -3,12 +3,12 @@ import subprocess
 import sys
 
 import pytest
-from minigpt import gpt2_tokenizer
-from minigpt import CharTokenizer
+from test_instruct import always_says
+
+from minigpt import CharTokenizer, gpt2_tokenizer
 from minigpt.chat import ALPACA, PLAIN, Conversation, chat_format
 from minigpt.instruct import format_prompt
 from minigpt.pretrained import save_pretrained
-from test_instruct import always_says
 
 ENC = gpt2_tokenizer()
 BLOCK_SIZE = 96
@@ -164,6 +164,8 @@ def test_a_character_model_that_cannot_spell_the_template_chats_as_plain_text():
     format, about = chat_format("alpaca", tokenizer)
     assert format is PLAIN and "cannot write Alpaca's template (character 'B' (position 0)" in about
     assert chat_format("alpaca", ENC)[0] is ALPACA and chat_format("plain", ENC)[0] is PLAIN
+    assert Conversation(tokenizer, budget=10, format=PLAIN).separator == []  # it has no newline
+    tokenizer = CharTokenizer.from_text("abc \n")
     conversation = Conversation(tokenizer, budget=10, format=PLAIN)
     with pytest.raises(ValueError, match="character 'z'"):  # the chat prints this and goes on
         conversation.prompt_for("abz")

@@ -2,9 +2,10 @@ import hashlib
 import urllib.error
 import urllib.request
 
-import minigpt
 import pytest
 import torch
+
+import minigpt
 from minigpt.data import DOWNLOAD_TIMEOUT_S, DataFile, DownloadError, data_path, fetch, verify_sha256
 
 

@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 
 from diagram_checks import assert_labels_legible  # noqa: E402
 
-from minigpt.data import data_path  # noqa: E402
 from book_diagrams import pretrained  # noqa: E402
+from minigpt.data import data_path  # noqa: E402
 from minigpt.pretrained import STANDIN_FILES  # noqa: E402
 
 

@@ -6,8 +6,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from minigpt import GPT, GPTConfig  # noqa: E402
 from book_diagrams import training  # noqa: E402
+from minigpt import GPT, GPTConfig  # noqa: E402
 from minigpt.train import TrainConfig, Trainer, lr_at  # noqa: E402
 
 

@@ -1,10 +1,11 @@
 import copy
 
-import minigpt
 import pytest
 import torch
-from minigpt import GPT, GPTConfig, generate, stream
 from torch import nn
+
+import minigpt
+from minigpt import GPT, GPTConfig, generate, stream
 
 TINY = GPTConfig(block_size=24, vocab_size=40, n_layer=2, n_head=2, n_embd=32)
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+
 from minigpt import GPT, CharTokenizer, GPTConfig, generate, gpt2_tokenizer
 from minigpt.cli import main as cli_main
 from minigpt.pretrained import save_pretrained

@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+
 from minigpt import GPT, GPTConfig, data, gpt2_tokenizer, train
 from minigpt.checkpoint import resume
 from minigpt.instruct import (

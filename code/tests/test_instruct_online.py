@@ -19,6 +19,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from minigpt.instruct import git_blob_sha1
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ tensors). The step is the second of the run, so that AdamW's moments exist, as i
 
 import pytest
 import torch
+
 from minigpt import GPT, GPTConfig
 from minigpt.memory import (
     MemoryEstimate,

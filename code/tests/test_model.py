@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from minigpt import GPT, GPTConfig, set_seed
 from minigpt.model import CausalSelfAttention
 

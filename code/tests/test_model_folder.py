@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+
 from minigpt import GPT, CharTokenizer, GPTConfig, gpt2_tokenizer
 from minigpt.checkpoint import export_checkpoint
 from minigpt.curves import TensorBoardCurves
@@ -45,7 +46,9 @@ def test_a_folder_that_cannot_say_its_tokenizer_is_refused(tmp_path):
         save_pretrained(char_model(tokenizer), tmp_path)
     save_pretrained(char_model(tokenizer), tmp_path, tokenizer=tokenizer)
     (tmp_path / "minigpt.json").unlink()
-    with pytest.raises(FileNotFoundError, match="no minigpt.json to say which tokenizer its vocabulary of 15"):
+    with pytest.raises(
+        FileNotFoundError, match="no minigpt.json to say which tokenizer its vocabulary of 15"
+    ):
         load_model(tmp_path)
 
 
@@ -92,5 +95,7 @@ def test_a_checkpoint_of_a_trainer_exports_to_a_model_folder(tmp_path):
 
 def test_missing_tensorboard_is_named_with_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
-    with pytest.raises(ImportError, match="needs the tensorboard package, which is not installed: pip install tensorboard"):
+    with pytest.raises(
+        ImportError, match="needs the tensorboard package, which is not installed: pip install tensorboard"
+    ):
         TensorBoardCurves(tmp_path)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from minigpt import GPT, GPTConfig
 
 TINY = GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=2, n_embd=32)

@@ -236,7 +236,7 @@ def test_chapter6_online_choices_through_each_rule_the_cache_and_the_command_lin
         assert gap < 1e-4 and torch.equal(cached.argmax(-1), full.argmax(-1)), gap
         print(f"cached == uncached at 124M: largest gap {gap:.1e}")
 
-        command = [sys.executable, "-m", "minigpt.generate", "--model", "gpt2", "--prompt", "JULIET:\\n",
+        command = [sys.executable, "-m", "minigpt", "generate", "--model", "gpt2", "--prompt", "JULIET:\\n",
                    "--max-new-tokens", "5", "--top-p", "0.9", "--seed", "3", "--device", "cpu"]
         finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert finished.returncode == 0, finished.stderr

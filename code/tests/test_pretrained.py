@@ -106,7 +106,7 @@ def test_our_checkpoint_loads_in_transformers_with_the_same_logits(tmp_path, tra
     torch.manual_seed(0)
     ours = GPT(GPTConfig(block_size=64, vocab_size=300, n_layer=2, n_head=4, n_embd=32)).eval()
     perturb_(ours)
-    save_pretrained(ours, tmp_path)
+    save_pretrained(ours, tmp_path, tokenizer=minigpt.CharTokenizer(map(chr, range(32, 32 + 300))))  # 300 ids
     theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     diff = max_logit_diff(ours, theirs, 300)
     print(f"round trip through transformers: max |logit difference| {diff:.2e}")

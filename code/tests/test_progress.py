@@ -2,9 +2,10 @@
 
 from queue import Empty
 
-import minigpt
 import pytest
 import torch
+
+import minigpt
 from minigpt import GPT, GPTConfig
 from minigpt.notebook import PROGRESS_ENV
 from minigpt.train import TrainConfig, Trainer

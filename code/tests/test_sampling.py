@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from minigpt.sampling import SamplingRule, apply_temperature, greedy, top_k_filter, top_p_filter
 
 

@@ -1,11 +1,12 @@
 import hashlib
 
-import minigpt
 import pytest
 import tiktoken
 import tiktoken_ext.openai_public as openai_public
 import torch
 from tiktoken import load as tiktoken_load
+
+import minigpt
 
 
 def test_char_round_trip(shakespeare, char_data):

@@ -3,12 +3,13 @@ import os
 import subprocess
 import sys
 
-import minigpt
-import minigpt.cli as cli
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+import minigpt
+import minigpt.cli as cli
 from minigpt import GPT, GPTConfig
 from minigpt.checkpoint import checkpoint_model, latest_checkpoint, load_weights, resume
 from minigpt.train import TrainConfig, Trainer, evaluate_loss, lr_at, make_optimizer, resolve_precision

@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+
 from minigpt.checkpoint import checkpoint_model, latest_checkpoint
 
 MAX_STEPS = 400

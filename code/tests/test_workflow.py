@@ -36,7 +36,13 @@ def minigpt(*args, cwd: Path, stdin: str | None = None) -> subprocess.CompletedP
         **{k: v for k, v in os.environ.items() if k.startswith(("HF_", "MINIGPT_", "XDG_"))},
     }
     return subprocess.run(
-        ["minigpt", *map(str, args)], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=600
+        ["minigpt", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -70,7 +76,12 @@ def test_the_console_script_is_installed():
 def test_train_writes_a_model_folder_that_learned(trained, home):
     run, out = trained
     assert "model folder: run" in out
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json", "minigpt.json", "model.safetensors"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoints",
+        "config.json",
+        "minigpt.json",
+        "model.safetensors",
+    ]
     info = json.loads((run / "minigpt.json").read_text())
     assert info["prompt_format"] == "plain" and info["tokenizer"]["type"] == "char"
     assert "".join(info["tokenizer"]["chars"]) == "".join(sorted(set((home / "rhymes.txt").read_text())))
@@ -86,7 +97,10 @@ def test_generate_continues_the_prompt_in_the_text_s_characters(trained, home):
     assert text.startswith("Twinkle, ") and len(text) == len("Twinkle, ") + 40 + 1  # 40 characters and "\n"
     assert set(text) <= set((home / "rhymes.txt").read_text())
     refused = minigpt("generate", "--model", "run", "--prompt", "Twinkle ★", cwd=home)
-    assert refused.returncode == 2 and "character '★' (position 8) is not in this tokenizer's vocabulary" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "character '★' (position 8) is not in this tokenizer's vocabulary" in refused.stderr
+    )
 
 
 def test_chat_with_the_trained_model_goes_on_after_bad_input(trained, home):
@@ -111,14 +125,18 @@ def test_live_curves_read_back_from_tensorboard_s_event_file(trained, home):
     assert all(event.value > 0 for event in scalars["tokens_per_second"])
     history = json.loads((home / "history.json").read_text())
     assert [event.step for event in scalars["loss/val"]] == [row["step"] for row in history]
-    assert [event.value for event in scalars["loss/val"]] == pytest.approx([row["val_loss"] for row in history])
+    assert [event.value for event in scalars["loss/val"]] == pytest.approx(
+        [row["val_loss"] for row in history]
+    )
     assert max(event.value for event in scalars["lr"]) == pytest.approx(3e-3)
 
 
 def test_export_writes_the_checkpoint_as_the_same_model_folder(trained, home):
     run, _ = trained
     ok(minigpt("export", "run/checkpoints", "--out", "exported", cwd=home))
-    assert json.loads((home / "exported" / "minigpt.json").read_text()) == json.loads((run / "minigpt.json").read_text())
+    assert json.loads((home / "exported" / "minigpt.json").read_text()) == json.loads(
+        (run / "minigpt.json").read_text()
+    )
     exported, saved = (load_file(folder / "model.safetensors") for folder in (home / "exported", run))
     assert exported.keys() == saved.keys() and all(torch.equal(exported[k], saved[k]) for k in saved)
     again = minigpt("export", "run/checkpoints", "--out", "exported", cwd=home)
@@ -142,8 +160,23 @@ def test_bad_data_files_are_refused_with_what_is_wrong(home):
 def test_gpt2_tokens_then_instruction_tuning_from_that_folder(home):
     """--tokenizer gpt2 on the text file; then --init from its folder on instruction records, which
     records Alpaca's prompt format, so that the chat writes messages in the template."""
-    ok(minigpt("train", "--data", "rhymes.txt", "--tokenizer", "gpt2", "--out", "bpe", "--max-steps", "3",
-               *SMALL_MODEL, "--block-size", "96", cwd=home))  # fmt: skip (the last --block-size counts)
+    ok(
+        minigpt(
+            "train",
+            "--data",
+            "rhymes.txt",
+            "--tokenizer",
+            "gpt2",
+            "--out",
+            "bpe",
+            "--max-steps",
+            "3",
+            *SMALL_MODEL,
+            "--block-size",
+            "96",
+            cwd=home,
+        )
+    )  # fmt: skip (the last --block-size counts)
     assert json.loads((home / "bpe" / "minigpt.json").read_text())["tokenizer"]["encoding"] == "gpt2"
     records = [{"instruction": f"Say the verse after: {a}", "input": "", "output": b}
                for a, b in zip(VERSES, VERSES[1:] + VERSES[:1])]  # fmt: skip
@@ -154,7 +187,11 @@ def test_gpt2_tokens_then_instruction_tuning_from_that_folder(home):
     ok(minigpt("train", "--init", "bpe", "--data", "verses.json", "--out", "tuned", "--max-steps", "3",
                "--batch-size", "2", "--eval-windows", "2", "--device", "cpu", cwd=home))  # fmt: skip
     assert json.loads((home / "tuned" / "minigpt.json").read_text())["prompt_format"] == "alpaca"
-    out = ok(minigpt("chat", "--model", "tuned", "--max-new-tokens", "3", "--seed", "0", cwd=home, stdin="Hi\n"))
+    out = ok(
+        minigpt("chat", "--model", "tuned", "--max-new-tokens", "3", "--seed", "0", cwd=home, stdin="Hi\n")
+    )
     assert "instruction-tuned: each message goes into Alpaca's prompt template" in out
     char_records = minigpt("train", "--data", "verses.json", "--tokenizer", "char", *SMALL_MODEL, cwd=home)
-    assert char_records.returncode == 1 and "need a tokenizer with an end-of-text token" in char_records.stderr
+    assert (
+        char_records.returncode == 1 and "need a tokenizer with an end-of-text token" in char_records.stderr
+    )

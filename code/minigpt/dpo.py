@@ -1,0 +1,170 @@
+"""DPO, Direct Preference Optimization (Chapter 8): tune the language model itself on preference pairs.
+
+DPO needs no reward model and no sampling while it trains. Its implicit reward of a reply is beta
+times how much more likely the policy (the model being tuned) finds it than the reference (a frozen
+copy of the model it started from) does, and its loss is the Bradley-Terry loss of those rewards:
+
+    loss = -log sigmoid(beta * [(log pi(chosen) - log ref(chosen)) - (log pi(rejected) - log ref(rejected))])
+
+The log-probabilities are those of the responses' tokens only, end-of-text included
+(`minigpt.preference.pair_logprobs`). The reference runs on every batch, under no_grad; its weights
+never change. How far the policy drifts from the reference is measured by the exact KL of their
+next-token distributions over held-out replies (`evaluate_dpo`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .preference import PairBatch, pair_accuracy, pair_logprobs, target_logprobs
+from .train import LossFunction
+
+
+class DPOResult(NamedTuple):
+    """DPO's loss on a batch of pairs, and the implicit rewards it compares."""
+
+    loss: torch.Tensor  # scalar: the mean over pairs of -log sigmoid(margin)
+    chosen_rewards: torch.Tensor  # (B,) beta * (log pi(chosen) - log pi_ref(chosen))
+    rejected_rewards: torch.Tensor  # (B,) the same for the rejected reply
+
+    @property
+    def margins(self) -> torch.Tensor:
+        """(B,) how far each pair's chosen reward is above its rejected one."""
+        return self.chosen_rewards - self.rejected_rewards
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+) -> DPOResult:
+    """DPO's loss from the responses' log-probabilities (B,) under the policy and the reference.
+
+    DPO's implicit reward of a reply is beta times how much more likely the policy finds it than the
+    reference does; the loss is the Bradley-Terry loss of those rewards. A small beta lets the policy
+    move far from the reference for the same reward; a large one keeps it close.
+    """
+    if not beta > 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+    shapes = {
+        tuple(t.shape)
+        for t in (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    }
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        raise ValueError(
+            f"the four log-probabilities must each be one number per pair (B,), got shapes {shapes}"
+        )
+    chosen_rewards = beta * (policy_chosen_logps - ref_chosen_logps)  # (B,)
+    rejected_rewards = beta * (policy_rejected_logps - ref_rejected_logps)  # (B,)
+    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    return DPOResult(loss, chosen_rewards, rejected_rewards)
+
+
+def dpo_loss_fn(reference: nn.Module, beta: float) -> LossFunction:
+    """DPO's loss as a Trainer loss function over `PairBatch`es, against a frozen `reference`.
+
+    The reference runs on every batch in eval mode and under no_grad, so it never receives gradients,
+    and the Trainer's optimizer holds only the policy's parameters, so it is never updated. It must
+    be a copy of the policy (`copy.deepcopy`), not the policy itself, and on the training device. It
+    costs one forward pass per batch, without backward.
+    """
+    if not beta > 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+
+    def loss_fn(model: nn.Module, batch: PairBatch) -> torch.Tensor:
+        check_reference(model, reference, batch[0].device)
+        policy = pair_logprobs(model, batch)  # (B, 2)
+        reference.eval()
+        with torch.no_grad():
+            ref = pair_logprobs(reference, batch)  # (B, 2)
+        return dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], beta).loss
+
+    return loss_fn
+
+
+def check_reference(policy: nn.Module, reference: nn.Module, device: torch.device) -> None:
+    """Raise ValueError if the reference shares weights with the policy or sits on another device."""
+    if any(p is q for p, q in zip(policy.parameters(), reference.parameters())):
+        raise ValueError(
+            "the policy and the reference share weights, so the reference would move with training: "
+            "make the reference a frozen copy, reference = copy.deepcopy(policy)"
+        )
+    where = next(reference.parameters()).device
+    if where != device:
+        raise ValueError(
+            f"the reference is on {where} and the batch on {device}: move it, reference.to(device)"
+        )
+
+
+def next_token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(policy || reference) of the next-token distributions at every position, from both models'
+    logits (B, T, V) on the same inputs: (B, T), 0 where `mask` is false.
+
+    Summed over a response, this is how far the policy has drifted from the reference in that reply's
+    contexts: exact at each position (the whole vocabulary, not a sampled token), and never negative.
+    """
+    policy_logp = F.log_softmax(policy_logits.float(), dim=-1)  # (B, T, V)
+    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)  # (B, T, V)
+    kl = (policy_logp.exp() * (policy_logp - ref_logp)).sum(dim=-1)  # (B, T, V) -> (B, T)
+    return torch.where(mask.bool(), kl, 0.0)
+
+
+@dataclass(frozen=True)
+class DPOStats:
+    """How a policy compares with its reference on held-out pairs (see `evaluate_dpo`)."""
+
+    pairs: int
+    accuracy: float  # share of pairs whose implicit reward ranks the chosen reply higher (ties half)
+    chosen_reward: float  # mean implicit reward of the chosen replies, beta * log-ratio
+    rejected_reward: float  # the same for the rejected replies
+    margin: float  # mean of chosen minus rejected reward
+    kl_per_token: float  # mean KL(policy || reference) per response token of the chosen replies, in nats
+
+
+@torch.no_grad()
+def evaluate_dpo(
+    policy: nn.Module, reference: nn.Module, batches: Sequence[PairBatch], beta: float
+) -> DPOStats:
+    """DPO's implicit-reward accuracy, rewards, margin and drift from the reference over pair batches.
+
+    The drift is the mean, over the response tokens of the chosen replies (end-of-text included), of
+    the exact KL between the two models' next-token distributions (`next_token_kl`): it needs no
+    sampling, and comes from the same forward passes as the rewards.
+    """
+    device = next(policy.parameters()).device
+    was_training = policy.training
+    policy.eval()
+    reference.eval()
+    results, kl_sum, kl_tokens = [], 0.0, 0
+    for batch in batches:
+        x, y, mask = (
+            t.to(device).flatten(0, 1) for t in batch
+        )  # (B, 2, T) -> (2B, T): chosen, rejected, ...
+        policy_logits, ref_logits = policy(x)[0], reference(x)[0]  # (2B, T, V) each
+        policy_logps = target_logprobs(policy_logits, y, mask).view(-1, 2)  # (2B,) -> (B, 2)
+        ref_logps = target_logprobs(ref_logits, y, mask).view(-1, 2)  # (2B,) -> (B, 2)
+        results.append(
+            dpo_loss(policy_logps[:, 0], policy_logps[:, 1], ref_logps[:, 0], ref_logps[:, 1], beta)
+        )
+        chosen = slice(0, None, 2)  # the chosen rows of (2B, T)
+        kl_sum += next_token_kl(policy_logits[chosen], ref_logits[chosen], mask[chosen]).sum().item()
+        kl_tokens += int(mask[chosen].sum())
+    policy.train(was_training)
+    chosen = torch.cat([r.chosen_rewards for r in results])
+    rejected = torch.cat([r.rejected_rewards for r in results])
+    return DPOStats(
+        pairs=len(chosen),
+        accuracy=pair_accuracy(chosen, rejected),
+        chosen_reward=chosen.mean().item(),
+        rejected_reward=rejected.mean().item(),
+        margin=(chosen - rejected).mean().item(),
+        kl_per_token=kl_sum / kl_tokens,
+    )
