@@ -1,8 +1,10 @@
-"""The spread between seeds of the trained comparisons that Chapters 2, 3 and 4 assert.
+"""The spread between seeds of the trained comparisons that Chapters 2, 3 and 4 and Appendix A assert.
 
     python scripts/seed_spread.py ch2                     # Chapter 2's attention models (about 4 min)
     python scripts/seed_spread.py ch3                     # Chapter 3's ablation (about 8 min)
     python scripts/seed_spread.py ch4                     # Chapter 4's BPE GPT against its baselines (about 4 min)
+    python scripts/seed_spread.py zh                      # Appendix A's three tokenizers (about 10 min)
+    python scripts/seed_spread.py zh --lr 1e-2            # the same at another peak learning rate
     python scripts/seed_spread.py ch3 --seeds 1337 1 2 3  # other seeds
     python scripts/seed_spread.py ch3 --only "3 layers, no residual or LayerNorm"  # one row
 
@@ -13,7 +15,7 @@ training recipe) is defined, which is before the chapter's own training runs; on
 cell is skipped. So the models, data and recipe are exactly the chapter's, with no copy to drift
 from it.
 
-Seeds are the chapter's first (1337 for both chapters) and then others; each seed sets the initial
+Seeds are the chapter's first (1337 in every chapter) and then others; each seed sets the initial
 weights and the order of the batches, as in the chapter. A run that diverges shows as nan.
 """
 
@@ -129,10 +131,29 @@ def ch4(seeds: list[int], only: list[str] | None = None) -> dict[str, list[float
     return {"BPE GPT, CPU configuration": losses}
 
 
+def zh(seeds: list[int], only: list[str] | None = None, lr: float | None = None) -> dict[str, list[float]]:
+    """Appendix A: the GPT on each tokenizer, scored in nats per character on the held-out poems (at the
+    peak learning rate `lr` for all three, if given; else each tokenizer's own, as in the appendix)."""
+    ns = chapter_namespace("appendix_a_chinese.ipynb", ("train_model", "nats_per_character", "baselines"))
+    results = {}
+    for name in ns["tokenizers"]:
+        if only and name not in only:
+            continue
+        results[name] = []
+        for seed in seeds:
+            trainer = ns["train_model"](name, seed=seed, progress=False, lr=lr)
+            results[name].append(ns["nats_per_character"](name, trainer.model)["total"])
+            print(f"  {name}, seed {seed}: {results[name][-1]:.3f} nats per character "
+                  f"({trainer.train_seconds:.0f} s of training)", flush=True)
+    print(", ".join(f"{name} {loss:.3f}" for name, loss in ns["baselines"].items()) + " (nats per character)")
+    return results
+
+
 EXPERIMENTS = {
     "ch2": (ch2, [1337, 1338, 1, 2, 3]),
     "ch3": (ch3, [1337, 1, 2, 3, 4, 5, 6, 7]),
     "ch4": (ch4, [1337, 1, 2]),
+    "zh": (zh, [1337, 1, 2, 3, 4]),
 }
 
 
@@ -141,11 +162,14 @@ def main() -> None:
     parser.add_argument("experiment", choices=EXPERIMENTS, help="which chapter's comparisons to repeat")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the experiment's own list)")
     parser.add_argument("--only", nargs="+", metavar="ROW", help="only these rows (models), by their name in the chapter")
+    parser.add_argument("--lr", type=float, help="zh only: this peak learning rate for every tokenizer")
     args = parser.parse_args()
+    if args.lr is not None and args.experiment != "zh":
+        parser.error("--lr applies to the zh experiment only")
     run, default_seeds = EXPERIMENTS[args.experiment]
     seeds = args.seeds or default_seeds
     start = time.perf_counter()
-    results = run(seeds, args.only)
+    results = run(seeds, args.only, **({"lr": args.lr} if args.lr is not None else {}))
     print()
     summarise(results, seeds)
     perturbed = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OMP_NUM_THREADS") if k in os.environ}

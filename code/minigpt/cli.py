@@ -40,7 +40,15 @@ from .instruct import InstructionDataset, check_prompts_fit, load_records, split
 from .model import GPT, GPTConfig
 from .pretrained import CONFIG_FILE, FOLDER_INFO_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_pretrained
 from .sampling import SamplingRule
-from .tokenizer import TOKENIZER_KINDS, describe_tokenizer, make_tokenizer, tokenizer_from_description
+from .tokenizer import (
+    TOKENIZER_KINDS,
+    CodePoints,
+    SeenVocabulary,
+    describe_tokenizer,
+    make_tokenizer,
+    tokenizer_from_description,
+    tokenizer_kind,
+)
 from .train import TrainConfig, Trainer
 from .utils import choose_device
 
@@ -142,8 +150,15 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         "--tokenizer",
         choices=TOKENIZER_KINDS,
         default=None,
-        help="char: one token per character of the text; gpt2: GPT-2's byte-level BPE (default: char for a "
-        "new model; with --init, the model's own)",
+        help="char: one token per character of the text; gpt2: GPT-2's byte-level BPE; cl100k: cl100k_base's "
+        "byte-level BPE (GPT-4's) (default: char for a new model; with --init, the model's own)",
+    )
+    p.add_argument(
+        "--seen-vocabulary",
+        action="store_true",
+        help="cut the vocabulary to the tokens that occur in the training split, plus one unknown id for "
+        "any other, as the appendix on Chinese text does: a smaller embedding and output layer (default: "
+        "off: char keeps every character of the whole text, gpt2 and cl100k their whole vocabulary)",
     )
     p.add_argument(
         "--init",
@@ -408,17 +423,22 @@ def _training_data(args: argparse.Namespace, init: LoadedModel | None, block_siz
 
     if init is not None:
         tokenizer = init.tokenizer
-        kind = "char" if not isinstance(tokenizer, tiktoken.Encoding) else "gpt2"
+        kind = tokenizer_kind(tokenizer)
         if args.tokenizer not in (None, kind):
             raise SystemExit(f"--tokenizer {args.tokenizer}: the --init model reads the {kind} tokenizer")
+        if args.seen_vocabulary:
+            raise SystemExit("--seen-vocabulary: the --init model's vocabulary is fixed; leave it out")
     else:
         kind = args.tokenizer or "char"
-        if records and kind == "char":
+        if records and (kind == "char" or args.seen_vocabulary):
             raise SystemExit(
                 "instruction records need a tokenizer with an end-of-text token, to learn where a reply "
-                "ends: use --tokenizer gpt2 (or --init gpt2)"
+                "ends: use --tokenizer gpt2 or cl100k without --seen-vocabulary (or --init gpt2)"
             )
-        tokenizer = make_tokenizer(kind, "" if records else text)
+        if args.seen_vocabulary:  # the uncut base for now: what it keeps depends on the training split
+            tokenizer = CodePoints() if kind == "char" else make_tokenizer(kind)
+        else:
+            tokenizer = make_tokenizer(kind, "" if records else text)
 
     if records:
         held_out = max(1, round(len(records) * args.val_fraction))
@@ -436,6 +456,10 @@ def _training_data(args: argparse.Namespace, init: LoadedModel | None, block_siz
         ids = tokenizer.encode_ordinary(text)
     except ValueError as error:  # a character the --init model's vocabulary lacks
         raise SystemExit(f"error: --data {args.data}: {error}") from None
+    if args.seen_vocabulary and init is None:  # keep what the training split holds; the rest is unknown
+        n_train = len(train_val_split(np.arange(len(ids)), args.val_fraction)[0])
+        tokenizer = SeenVocabulary(tokenizer, ids[:n_train])
+        ids = tokenizer.from_base_ids(ids)
     tokens = np.array(ids, dtype=np.uint16 if tokenizer.n_vocab <= 2**16 else np.int64)
     train, val = train_val_split(tokens, args.val_fraction)
     if len(val) <= block_size:

@@ -38,6 +38,16 @@ GPT2_BPE_RANKS = DataFile(
     sha256="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
     url="https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken",
 )
+CL100K_BASE_RANKS = DataFile(
+    name="cl100k_base.tiktoken",
+    sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    url="https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+)
+TANG_POEMS = DataFile(  # assembled by the course from the chinese-poetry dataset (data/README.md)
+    name="tang-poems.txt",
+    sha256="0184cd16c081084a4611ad0857009d46821d485d57af2b2c03ff1bbc88ecd2bb",
+    url="https://raw.githubusercontent.com/build-a-gpt/build-a-gpt-from-scratch/main/data/tang-poems.txt",
+)
 PREFERENCE_DATA = DataFile(
     name="instruction-data-with-preference.json",
     sha256="305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",

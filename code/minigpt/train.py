@@ -453,6 +453,52 @@ def evaluate_loss(
 
 
 @torch.no_grad()
+def token_losses(
+    model: nn.Module,
+    tokens: torch.Tensor | np.ndarray | list[int],
+    block_size: int,
+    stride: int | None = None,
+    batch_size: int = 32,
+) -> torch.Tensor:
+    """The loss (nats) of each of tokens[1:], each token scored once: a tensor of len(tokens) - 1 on the CPU.
+
+    Windows of `block_size` tokens start every `stride` tokens (default block_size // 2), the last one
+    moved back to end where the sequence ends; each window scores only the tokens that the windows
+    before it have not. So every token after the first window is predicted from at least
+    block_size - stride tokens of context (`evaluate_loss`'s tiles give the first tokens of each
+    window almost none), and the sum is the negative log-likelihood of the whole sequence after its
+    first token: divided by the number of characters those tokens encode, a loss per character that
+    compares models whatever their tokenizer.
+    """
+    tokens = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
+    n = len(tokens)
+    if tokens.ndim != 1 or n < 2:
+        raise ValueError(f"tokens must be a 1-D sequence of at least 2 ids, got shape {tuple(tokens.shape)}")
+    stride = stride or max(1, block_size // 2)
+    if not 1 <= stride <= block_size:
+        raise ValueError(f"stride must be between 1 and block_size={block_size}, got {stride}")
+    T = min(block_size, n - 1)  # a sequence shorter than the context is one window
+    starts = list(range(0, n - T, stride))
+    if starts[-1] != n - 1 - T:
+        starts.append(n - 1 - T)  # the last window ends with the sequence
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    losses = torch.empty(n - 1)  # losses[t - 1] is the loss of tokens[t]
+    done = 0  # tokens[1 : done + 1] are scored
+    for i in range(0, len(starts), batch_size):
+        batch_starts = starts[i : i + batch_size]
+        x, y = windows_at(tokens, batch_starts, T, device)  # (B, T) each; y[b, j] is tokens[s + 1 + j]
+        logits, _ = model(x)  # (B, T, V)
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")  # (B * T,)
+        for s, row in zip(batch_starts, nll.view(len(batch_starts), T).cpu()):
+            losses[done : s + T] = row[done - s :]  # the targets after those already scored
+            done = s + T
+    model.train(was_training)
+    return losses
+
+
+@torch.no_grad()
 def evaluate_batches(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """Mean loss per scored target over batches (x, y), skipping targets of -100."""
     device = next(model.parameters()).device
