@@ -68,16 +68,22 @@ def dpo_loss(
     return DPOResult(loss, chosen_rewards, rejected_rewards)
 
 
-def dpo_loss_fn(reference: nn.Module, beta: float) -> LossFunction:
+def dpo_loss_fn(reference: nn.Module, beta: float, nll_weight: float = 0.0) -> LossFunction:
     """DPO's loss as a Trainer loss function over `PairBatch`es, against a frozen `reference`.
 
     The reference runs on every batch in eval mode and under no_grad, so it never receives gradients,
     and the Trainer's optimizer holds only the policy's parameters, so it is never updated. It must
     be a copy of the policy (`copy.deepcopy`), not the policy itself, and on the training device. It
     costs one forward pass per batch, without backward.
+
+    With `nll_weight` > 0, the loss adds that weight times the chosen replies' negative log-likelihood
+    per token (`chosen_nll`), as in RPO (Pang et al., 2024, "Iterative Reasoning Preference
+    Optimization"): DPO alone only widens the gap between the two replies, and can lower both.
     """
     if not beta > 0:
         raise ValueError(f"beta must be positive, got {beta}")
+    if nll_weight < 0:
+        raise ValueError(f"nll_weight must be 0 or more, got {nll_weight}")
 
     def loss_fn(model: nn.Module, batch: PairBatch) -> torch.Tensor:
         check_reference(model, reference, batch[0].device)
@@ -85,9 +91,17 @@ def dpo_loss_fn(reference: nn.Module, beta: float) -> LossFunction:
         reference.eval()
         with torch.no_grad():
             ref = pair_logprobs(reference, batch)  # (B, 2)
-        return dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], beta).loss
+        loss = dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], beta).loss
+        if nll_weight:
+            loss = loss + nll_weight * chosen_nll(policy[:, 0], batch[2][:, 0])  # batch[2]: the masks
+        return loss
 
     return loss_fn
+
+
+def chosen_nll(chosen_logps: torch.Tensor, chosen_mask: torch.Tensor) -> torch.Tensor:
+    """The mean over pairs of the chosen reply's negative log-likelihood per token: (B,), (B, T) -> scalar."""
+    return -(chosen_logps / chosen_mask.sum(dim=1).clamp(min=1)).mean()
 
 
 def check_reference(policy: nn.Module, reference: nn.Module, device: torch.device) -> None:

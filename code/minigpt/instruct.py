@@ -23,7 +23,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,8 +33,17 @@ from .data import DataFile, cache_dir, data_path, fetch
 from .generate import generate
 from .memory import MemoryEstimate, free_memory, gib, training_memory
 from .model import GPTConfig
-from .pretrained import CONFIG_FILE, GPT2_SIZES, config_from_gpt2, standin_dir
-from .train import TrainConfig, resolve_precision
+from .pretrained import (
+    CONFIG_FILE,
+    GPT2_SIZES,
+    config_from_gpt2,
+    from_pretrained,
+    load_base_model,
+    save_pretrained,
+    standin_dir,
+)
+from .tokenizer import gpt2_tokenizer
+from .train import TrainConfig, Trainer, resolve_precision
 
 FIELDS = ("instruction", "input", "output")
 IGNORE_INDEX = -100  # the target value F.cross_entropy skips (its default ignore_index)
@@ -605,3 +614,63 @@ def training_records(
             if verbose:
                 print(f"Stanford Alpaca: {len(alpaca):,} records added")
     return records
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 7's tuned model, for the chapters after it
+
+TUNED_SUBDIR = "instruction-tuned"  # under cache_dir(): one model folder per recipe
+TASK_RECORDS, HELD_OUT, SPLIT_SEED = 1400, 100, 0  # Chapter 7's generated tasks and its two held-out splits
+TRAIN_SEED = 1337  # the Trainer's seed of Chapter 7's run
+
+
+def recipe_key(run: FineTuneRun) -> str:
+    """A short hash of everything that makes Chapter 7's tuned model: the run, the data and the seed."""
+    recipe = {
+        "run": asdict(run),
+        "data": f"make_tasks({TASK_RECORDS}, seed={SPLIT_SEED}) and the shipped records, {HELD_OUT} of each held "
+        f"out (split seed {SPLIT_SEED}); masked prompts; Trainer seed {TRAIN_SEED}",
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def instruction_tuned_dir(run: FineTuneRun) -> Path:
+    """The model folder where Chapter 7 saves the model `run` tunes: one per recipe, in the cache."""
+    return cache_dir() / TUNED_SUBDIR / f"{run.base}-{recipe_key(run)}"
+
+
+def chapter7_records(run: FineTuneRun, verbose: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
+    """Chapter 7's (training records, held-out task records, held-out shipped records) for `run`."""
+    task_train, task_held_out = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
+    shipped_train, shipped_held_out = split_records(load_instruction_data(verbose), HELD_OUT, SPLIT_SEED)
+    return training_records(task_train, shipped_train, run, verbose), task_held_out, shipped_held_out
+
+
+def instruction_tuned_model(run: FineTuneRun, device: torch.device | str, verbose: bool = True):
+    """Chapter 7's instruction-tuned model for `run`, in eval mode: read from the folder Chapter 7 saved
+    it to (`instruction_tuned_dir`), or, when there is none (a fresh machine, Colab), rebuilt with
+    Chapter 7's recipe (the masked run) and saved there. Rebuilding the stand-in's run takes about
+    80 s on a 2-core CPU."""
+    folder = instruction_tuned_dir(run)
+    if (folder / "model.safetensors").is_file():
+        if verbose:
+            print(f"Chapter 7's tuned {run.base}: read from the cache ({TUNED_SUBDIR}/{folder.name})")
+        return from_pretrained(folder, device=device).eval()
+    if verbose:
+        print(f"Chapter 7's tuned {run.base}: not in the cache; rebuilding it with Chapter 7's recipe "
+              f"({run.steps} steps), then saving it to {TUNED_SUBDIR}/{folder.name}")
+    if run.base == "stand-in":
+        base = from_pretrained(standin_dir(), device=device)
+    else:
+        loaded = load_base_model(run.base, device=device)
+        if loaded.is_standin:
+            raise ValueError(f"{run.base} could not be loaded (the Hub is unreachable): use the stand-in's run")
+        base = loaded.model
+    enc = gpt2_tokenizer()
+    train_records, task_held_out, shipped_held_out = chapter7_records(run)
+    data = InstructionDataset(train_records, enc, run.max_length, mask_prompt=True)
+    val_data = InstructionDataset(task_held_out + shipped_held_out, enc, run.max_length)
+    trainer = Trainer(base, data, val_data, run.train_config(TRAIN_SEED), device=device)
+    trainer.train(progress=verbose)
+    save_pretrained(trainer.model, folder, prompt_format="alpaca")
+    return trainer.model.eval()

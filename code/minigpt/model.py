@@ -261,6 +261,7 @@ class GPT(nn.Module):
         cache: KVCache | None = None,
         last_only: bool = False,
         return_hidden: bool = False,
+        logits_at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Logits (B, T, vocab_size) for token ids `idx` (B, T); with `targets`, also the mean loss.
 
@@ -269,11 +270,35 @@ class GPT(nn.Module):
         (B, 1, vocab_size): all that generation needs, without the LM head's work on the others.
         With `return_hidden`, a third value: the final hidden states (B, T, C), after the last
         LayerNorm, what the LM head reads; a reward model puts a head of its own on them.
+        With `logits_at`, a bool mask (B, T), logits come only where it is true, (N, vocab_size) in
+        row-major order: a response's log-probability needs them on its own tokens, not the prompt's.
         """
-        self._check_input(idx)
-        B, T = idx.shape
+        if logits_at is not None:
+            if targets is not None or last_only or cache is not None:
+                raise ValueError("logits_at goes alone: no targets, last_only or cache with it")
+            if logits_at.shape != idx.shape:
+                raise ValueError(f"logits_at must be shaped like idx {tuple(idx.shape)}, got {tuple(logits_at.shape)}")
+            hidden = self.hidden_states(idx)  # (B, T, C)
+            picked = hidden[logits_at.bool()]  # (B, T, C) -> (N, C)
+            logits = self.lm_head(picked)  # (N, C) -> (N, vocab_size)
+            return (logits, None, hidden) if return_hidden else (logits, None)
+        B, T = idx.shape if idx.dim() == 2 else (None, None)
         if targets is not None and last_only:
             raise ValueError("last_only=True computes no logits for the earlier positions the loss needs")
+        x = self.hidden_states(idx, cache=cache, last_only=last_only)
+        logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
+        return (logits, loss, x) if return_hidden else (logits, loss)
+
+    def hidden_states(
+        self, idx: torch.Tensor, *, cache: KVCache | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """The final hidden states (B, T, C) for token ids `idx` (B, T), after the last LayerNorm:
+        what the LM head reads (`forward` without the head; `last_only`: (B, 1, C))."""
+        self._check_input(idx)
+        B, T = idx.shape
         past = 0
         if cache is not None:
             cache.check_room(B, T)
@@ -286,12 +311,7 @@ class GPT(nn.Module):
             x = block(x, layer_cache)  # (B, T, C)
         if last_only:
             x = x[:, -1:]  # (B, T, C) -> (B, 1, C)
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
-        return (logits, loss, x) if return_hidden else (logits, loss)
+        return self.transformer.ln_f(x)
 
     def _check_input(self, idx: torch.Tensor) -> None:
         if idx.dim() != 2:

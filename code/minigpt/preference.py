@@ -224,8 +224,13 @@ def sequence_logprobs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: 
             f"x, y and mask must have the same shape (batch, time), got {tuple(x.shape)}, {tuple(y.shape)} "
             f"and {tuple(mask.shape)}"
         )
-    logits, _ = model(x)  # (B, T, V)
-    return target_logprobs(logits, y, mask)
+    if (mask.bool() & (y < 0)).any():
+        raise ValueError("a masked-in target is negative (padding?): mask only the response's real tokens")
+    mask = mask.bool()
+    logits, _ = model(x, logits_at=mask)  # (N, V): only where a response token is predicted
+    token_logprobs = -F.cross_entropy(logits.float(), y[mask], reduction="none")  # (N,)
+    rows = torch.arange(len(x), device=x.device).unsqueeze(1).expand_as(mask)[mask]  # (N,) each one's row
+    return torch.zeros(len(x), device=x.device).index_add(0, rows, token_logprobs)  # (N,) -> (B,)
 
 
 def target_logprobs(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -53,9 +53,9 @@ class RewardModel(nn.Module):
         """The reward of each sequence of `idx` (B, T), read at position `last_index` (B,): (B,), in float32
         whatever the precision the model runs in (the loss compares small differences of rewards).
 
-        The backbone also computes its logits, unused here (no gradient flows through them).
+        The backbone's LM head is never used: only its final hidden states are read.
         """
-        _, _, hidden = self.backbone(idx, return_hidden=True)  # (B, T, C)
+        hidden = self.backbone.hidden_states(idx)  # (B, T, C)
         last = hidden[torch.arange(len(idx), device=idx.device), last_index]  # (B, T, C) -> (B, C)
         return self.head(last).squeeze(-1).float()  # (B, 1) -> (B,)
 
