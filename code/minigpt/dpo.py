@@ -15,7 +15,7 @@ next-token distributions over held-out replies (`evaluate_dpo`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .preference import PairBatch, pair_accuracy, pair_logprobs, target_logprobs
-from .train import LossFunction
+from .train import LossFunction, TrainConfig
 
 
 class DPOResult(NamedTuple):
@@ -182,3 +182,51 @@ def evaluate_dpo(
         margin=(chosen - rejected).mean().item(),
         kl_per_token=kl_sum / kl_tokens,
     )
+
+
+@dataclass(frozen=True)
+class OnPolicyRun:
+    """Chapter 8's on-policy DPO: sample on task prompts, pair a right reply with a wrong one, train.
+
+    `prompts` of Chapter 7's training tasks get `samples` replies each at `temperature` (and one greedy
+    reply, the first candidate for rejection); DPO with `beta` and the chosen replies' NLL weighted by
+    `nll_weight` then trains for `steps` steps of `batch_size` pairs at peak learning rate `lr`.
+    """
+
+    prompts: int
+    samples: int
+    temperature: float
+    max_new_tokens: int
+    beta: float
+    nll_weight: float
+    steps: int
+    batch_size: int
+    lr: float
+    precision: str = "fp32"
+
+    def train_config(self, seed: int = 1337) -> TrainConfig:
+        """The Trainer's settings: 5 warmup steps, cosine decay, evaluation at the start and the end."""
+        return TrainConfig(
+            max_steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            warmup_steps=5,
+            eval_interval=self.steps,
+            eval_windows=32,
+            precision=self.precision,
+            seed=seed,
+        )
+
+    @classmethod
+    def for_run(cls, run, device: torch.device | str) -> "OnPolicyRun":
+        """The on-policy run for Chapter 7's `run` (a `minigpt.instruct.FineTuneRun`) on a device:
+        the stand-in's sizes everywhere, bigger ones for GPT-2 on a CUDA GPU."""
+        sizes = ONPOLICY_CPU if run.base == "stand-in" or torch.device(device).type != "cuda" else ONPOLICY_GPU
+        return replace(sizes, precision=run.precision)
+
+
+ONPOLICY_CPU = OnPolicyRun(
+    prompts=400, samples=8, temperature=1.0, max_new_tokens=24, beta=0.1, nll_weight=1.0, steps=100,
+    batch_size=16, lr=5e-4,
+)
+ONPOLICY_GPU = replace(ONPOLICY_CPU, prompts=1300, samples=16, steps=300, lr=1e-5)

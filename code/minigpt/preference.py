@@ -35,7 +35,17 @@ from torch import nn
 
 from .data import PREFERENCE_DATA, data_path
 from .generate import generate
-from .instruct import IGNORE_INDEX, Response, exact_match, format_prompt
+from .instruct import (
+    HELD_OUT,
+    IGNORE_INDEX,
+    SPLIT_SEED,
+    TASK_RECORDS,
+    Response,
+    exact_match,
+    format_prompt,
+    make_tasks,
+    split_records,
+)
 
 PREFERENCE_FIELDS = ("instruction", "input", "chosen", "rejected")
 NON_EMPTY_FIELDS = ("instruction", "chosen", "rejected")
@@ -339,21 +349,26 @@ class OnPolicyPairs(NamedTuple):
     no_wrong: int  # prompts skipped: a sample was correct, but none was a usable wrong one
 
 
-def onpolicy_pairs(records: Sequence[dict], samples: Sequence[Sequence[Response]]) -> OnPolicyPairs:
+def onpolicy_pairs(
+    records: Sequence[dict], samples: Sequence[Sequence[Response]], greedy: Sequence[Response] | None = None
+) -> OnPolicyPairs:
     """Preference pairs from a model's own samples on checkable tasks (records with an `output`).
 
     For each prompt the first correct sample (exact match with the record's output) is chosen and
-    the first wrong one rejected. Only samples that stopped by themselves count: the encoded pair
-    ends each reply with an end-of-text, which a reply cut at max_new_tokens never produced. A wrong
-    reply that is empty cannot be a rejected response (an empty response is not a preference record).
+    the first wrong one rejected. With `greedy`, the model's greedy reply to each prompt is the first
+    candidate for rejection: when it is wrong, it is the reply the model gives by default, the one
+    to push down. Only replies that stopped by themselves count: the encoded pair ends each reply
+    with an end-of-text, which a reply cut at max_new_tokens never produced. A wrong reply that is
+    empty cannot be a rejected response (an empty response is not a preference record).
     """
-    if len(records) != len(samples):
+    if len(records) != len(samples) or (greedy is not None and len(greedy) != len(records)):
         raise ValueError(
-            f"need one list of samples per record, got {len(samples)} for {len(records)} records"
+            f"need one list of samples (and one greedy reply) per record, got {len(samples)} lists"
+            f"{'' if greedy is None else f' and {len(greedy)} greedy replies'} for {len(records)} records"
         )
     pairs, no_correct, no_wrong = [], 0, 0
-    for record, responses in zip(records, samples):
-        finished = [r for r in responses if r.stopped]
+    for i, (record, responses) in enumerate(zip(records, samples)):
+        finished = [r for r in ([greedy[i]] if greedy is not None else []) + list(responses) if r.stopped]
         correct = [r for r in finished if exact_match(r.text, record["output"])]
         wrong = [r for r in finished if r.text.strip() and not exact_match(r.text, record["output"])]
         if not correct:
@@ -380,3 +395,24 @@ def best_of_n(samples: Sequence[Sequence[Response]], scores: Sequence[Sequence[f
     if any(not s for s in samples):
         raise ValueError("every prompt needs at least one sample to pick from")
     return [responses[max(range(len(row)), key=row.__getitem__)] for responses, row in zip(samples, scores)]
+
+
+def onpolicy_tasks(prompts: int, held_out: int = 300, seed: int = 8) -> tuple[list[dict], list[dict]]:
+    """(prompts to sample on, held-out records) of generated tasks for on-policy preference tuning.
+
+    The prompts are the first `prompts` of Chapter 7's training tasks (`make_tasks(1400, seed=0)` less its
+    100 held out), which the instruction-tuned model was trained on. The held-out records are drawn with
+    `make_tasks` from another `seed` and are none of Chapter 7's training tasks, so neither Chapter 7 nor
+    preference tuning ever trains on them; in them the task kinds take turns.
+    """
+    trained, _ = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
+    if not 0 < prompts <= len(trained):
+        raise ValueError(f"prompts must be between 1 and {len(trained)} (Chapter 7's training tasks), got {prompts}")
+    seen = {(r["instruction"], r["input"]) for r in trained}
+    fresh = [r for r in make_tasks(1764, seed=seed) if (r["instruction"], r["input"]) not in seen]
+    kinds = sorted({r["instruction"] for r in fresh})
+    per_kind = {k: [r for r in fresh if r["instruction"] == k] for k in kinds}
+    order = [r for group in zip(*per_kind.values()) for r in group]  # kinds take turns while all last
+    if held_out > len(order):
+        raise ValueError(f"at most {len(order)} held-out records have every kind equally often, asked {held_out}")
+    return list(trained[:prompts]), order[:held_out]
