@@ -363,7 +363,7 @@ def onpolicy_pairs(
     """
     if len(records) != len(samples) or (greedy is not None and len(greedy) != len(records)):
         raise ValueError(
-            f"need one list of samples (and one greedy reply) per record, got {len(samples)} lists"
+            f"need one list of samples per record (and one greedy reply, if given), got {len(samples)} lists"
             f"{'' if greedy is None else f' and {len(greedy)} greedy replies'} for {len(records)} records"
         )
     pairs, no_correct, no_wrong = [], 0, 0

@@ -485,3 +485,19 @@ def test_resumed_instruction_run_continues_exactly(tmp_path):
     assert continued.step_log == uninterrupted.step_log
     losses = [(row["train_loss"], row["val_loss"]) for row in uninterrupted.history]
     assert [(row["train_loss"], row["val_loss"]) for row in continued.history] == losses
+
+
+def test_instruction_tuned_model_is_read_from_its_recipes_folder(tmp_path, monkeypatch, capsys):
+    from minigpt.instruct import instruction_tuned_dir, instruction_tuned_model, recipe_key
+    from minigpt.pretrained import save_pretrained
+
+    monkeypatch.setenv("MINIGPT_CACHE", str(tmp_path))
+    run = make_run("stand-in", "cpu")
+    assert recipe_key(run) != recipe_key(make_run("stand-in", "cpu", micro_batch=4))  # another recipe, another folder
+    torch.manual_seed(0)
+    saved = GPT(TINY)
+    save_pretrained(saved, instruction_tuned_dir(run), prompt_format="alpaca")
+    loaded = instruction_tuned_model(run, "cpu")
+    assert "read from the cache" in capsys.readouterr().out and not loaded.training
+    for (name, a), (_, b) in zip(saved.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name

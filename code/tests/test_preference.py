@@ -536,3 +536,101 @@ def test_best_of_n_picks_the_top_scored_sample():
     assert [r.text for r in best_of_n(samples, checker_scores(records, samples))] == ["c", "d"]
     with pytest.raises(ValueError, match="one score per sample"):
         best_of_n(samples, [[1.0, 2.0], [1.0]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 8's additions: logits only where they are needed, greedy rejections, the on-policy run
+
+
+def test_logits_at_equals_the_full_logits_at_those_positions():
+    model, x, y, mask = small_batch()
+    with torch.no_grad():
+        full = model(x)[0]  # (B, T, V)
+        picked = model(x, logits_at=mask)[0]  # (N, V)
+    torch.testing.assert_close(picked, full[mask], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="logits_at goes alone"):
+        model(x, targets=y, logits_at=mask)
+    with pytest.raises(ValueError, match="shaped like idx"):
+        model(x, logits_at=mask[:, :3])
+
+
+def test_hidden_states_are_what_forward_returns_as_hidden():
+    model, x, _, _ = small_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model.hidden_states(x), model(x, return_hidden=True)[2])
+
+
+def test_the_reward_model_never_runs_the_lm_head():
+    model = reward_model()
+    calls = []
+    model.backbone.lm_head.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        pair_rewards(model, collate_pairs(hand_made_pairs(), pad_id=0))
+    assert not calls
+
+
+def test_a_wrong_greedy_reply_is_rejected_first_and_a_right_one_chosen_first():
+    records = [task("cat"), task("dog"), task("owl")]
+    samples = [
+        [Response("dog", True), Response("cat", True)],
+        [Response("cow", True), Response(" dog", True)],
+        [Response("owl", True)],
+    ]
+    greedy = [Response("bat", True), Response("dog", True), Response("owl", False)]  # the last never stopped
+    pairs = onpolicy_pairs(records, samples, greedy)
+    assert [(p["chosen"], p["rejected"]) for p in pairs.records] == [("cat", "bat"), ("dog", "cow")]
+    assert (pairs.no_correct, pairs.no_wrong) == (0, 1)
+    with pytest.raises(ValueError, match="one greedy reply"):
+        onpolicy_pairs(records, samples, greedy[:2])
+
+
+def test_onpolicy_tasks_hold_out_records_chapter_7_never_trained_on():
+    from minigpt.instruct import TASKS, make_tasks, split_records
+    from minigpt.preference import onpolicy_tasks
+
+    prompts, held_out = onpolicy_tasks(50, held_out=70)
+    trained, _ = split_records(make_tasks(1400, seed=0), 100, 0)
+    assert prompts == trained[:50]
+    key = lambda r: (r["instruction"], r["input"])  # noqa: E731
+    assert not {key(r) for r in trained} & {key(r) for r in held_out}
+    assert len({key(r) for r in held_out}) == 70
+    assert sorted(collections_count(held_out).values()) == [10] * len(TASKS)  # the kinds take turns
+    with pytest.raises(ValueError, match="prompts must be between 1 and 1300"):
+        onpolicy_tasks(0)
+    with pytest.raises(ValueError, match="at most"):
+        onpolicy_tasks(10, held_out=5000)
+
+
+def collections_count(records):
+    from collections import Counter
+
+    return Counter(r["instruction"] for r in records)
+
+
+def test_the_nll_term_adds_the_chosen_replies_loss_per_token():
+    from minigpt.dpo import chosen_nll
+
+    batch = collate_pairs(hand_made_pairs(), pad_id=0)
+    torch.manual_seed(0)
+    policy = GPT(CONFIG)
+    reference = copy.deepcopy(policy)
+    with torch.no_grad():
+        plain = dpo_loss_fn(reference, 0.1)(policy, tuple(batch))
+        with_nll = dpo_loss_fn(reference, 0.1, nll_weight=0.5)(policy, tuple(batch))
+        logps = pair_logprobs(policy, batch)
+    nll = -(logps[:, 0] / batch.mask[:, 0].sum(dim=1)).mean()
+    torch.testing.assert_close(with_nll - plain, 0.5 * nll)
+    torch.testing.assert_close(chosen_nll(torch.tensor([-2.0, -6.0]), torch.ones(2, 2)), torch.tensor(2.0))
+    with pytest.raises(ValueError, match="nll_weight must be 0 or more"):
+        dpo_loss_fn(reference, 0.1, nll_weight=-1.0)
+
+
+def test_the_onpolicy_run_is_sized_by_the_base_and_the_device():
+    from minigpt.dpo import ONPOLICY_CPU, ONPOLICY_GPU, OnPolicyRun
+    from minigpt.instruct import make_run
+
+    standin = OnPolicyRun.for_run(make_run("stand-in", "cpu"), "cpu")
+    assert standin == ONPOLICY_CPU and standin.train_config(3).seed == 3
+    assert OnPolicyRun.for_run(make_run("stand-in", "cuda", precision="fp16"), "cuda").prompts == ONPOLICY_CPU.prompts
+    gpu = OnPolicyRun.for_run(make_run("gpt2", "cuda", precision="fp16"), "cuda")
+    assert gpu.prompts == ONPOLICY_GPU.prompts and gpu.precision == "fp16"
