@@ -650,7 +650,7 @@ def instruction_tuned_model(run: FineTuneRun, device: torch.device | str, verbos
     """Chapter 7's instruction-tuned model for `run`, in eval mode: read from the folder Chapter 7 saved
     it to (`instruction_tuned_dir`), or, when there is none (a fresh machine, Colab), rebuilt with
     Chapter 7's recipe (the masked run) and saved there. Rebuilding the stand-in's run takes about
-    80 s on a 2-core CPU."""
+    70 s of training on an idle 2-core CPU (Chapter 7 prints the time of its run)."""
     folder = instruction_tuned_dir(run)
     if (folder / "model.safetensors").is_file():
         if verbose:
