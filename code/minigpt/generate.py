@@ -59,13 +59,15 @@ def generate(
     stop_tokens: int | Iterable[int] | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    draw: str = "multinomial",
 ) -> Generation:
     """Extend each row of the prompts `idx` (B, T) by up to `max_new_tokens` tokens.
 
     `temperature` 0 is greedy decoding; `top_k` and `top_p` cut the distribution before sampling (see
     `minigpt.sampling`). A row ends at its first token in `stop_tokens`. Pass a seeded CPU `generator`
     for the same tokens on every run and device. `use_cache=False` reruns the whole context at every
-    step (slower, same tokens).
+    step (slower, same tokens). `draw="inverse-cdf"` draws each token by inverting the cumulative
+    distribution: the same law as the default multinomial draw, other tokens for a seed, much faster on a CPU.
     """
     prompts = _check_prompts(idx).to(_device_of(model))
     B, T = prompts.shape
@@ -74,7 +76,7 @@ def generate(
     lengths = torch.full((B,), T, dtype=torch.long, device=prompts.device)
     finished = torch.zeros(B, dtype=torch.bool, device=prompts.device)
     stop = _stop_tensor(stop_tokens, prompts.device)
-    rule = SamplingRule(temperature, top_k, top_p)
+    rule = SamplingRule(temperature, top_k, top_p, draw)
     width = T
     with closing(_next_tokens(model, tokens, T, max_new_tokens, rule, generator, use_cache)) as steps:
         for next_id in steps:

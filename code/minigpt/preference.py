@@ -333,6 +333,7 @@ def sample_responses(
                 top_p=top_p,
                 stop_tokens=[eot],
                 generator=generator,
+                draw="inverse-cdf",  # the same law as multinomial, tens of times faster on a CPU
             )
             for i, row in zip(chunk, sampled.rows()):
                 new = row[length:]

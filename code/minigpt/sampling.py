@@ -63,6 +63,7 @@ class SamplingRule:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
+    draw: str = "multinomial"  # how a token is drawn: "multinomial", or "inverse-cdf" (the same law, faster)
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -74,6 +75,8 @@ class SamplingRule:
         p = self.top_p
         if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1):
             raise ValueError(f"top_p must be a number in (0, 1] (leave it out for no top-p cut), got {p!r}")
+        if self.draw not in DRAWS:
+            raise ValueError(f"draw must be one of {', '.join(DRAWS)}, got {self.draw!r}")
 
     def filter(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits (B, V) after temperature, top-k and top-p: softmax of these is what gets sampled."""
@@ -93,4 +96,22 @@ class SamplingRule:
             return greedy(logits)
         probs = F.softmax(self.filter(logits), dim=-1)  # (B, V)
         draw_on = generator.device if generator is not None else probs.device
+        if self.draw == "inverse-cdf":
+            return inverse_cdf_draw(probs.to(draw_on), generator).to(logits.device)
         return torch.multinomial(probs.to(draw_on), 1, generator=generator).squeeze(-1).to(logits.device)
+
+
+DRAWS = ("multinomial", "inverse-cdf")
+
+
+def inverse_cdf_draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of `probs` (B, V) -> (B,), drawn by inverting the cumulative distribution.
+
+    A uniform number u in [0, total) picks the first token whose cumulative probability exceeds u: token i
+    is picked with probability p_i, and a token of probability 0 never is. The same law as
+    torch.multinomial, with other random numbers, and on a CPU tens of times faster for GPT-2's 50,257
+    tokens (one cumulative sum and a binary search per row).
+    """
+    cdf = probs.float().cumsum(dim=-1)  # (B, V)
+    u = torch.rand(len(probs), 1, generator=generator, device=probs.device) * cdf[:, -1:]  # (B, 1)
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)  # (B,)

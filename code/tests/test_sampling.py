@@ -119,3 +119,15 @@ def test_bad_rules_are_named(options, message):
 def test_apply_temperature_refuses_zero():
     with pytest.raises(ValueError, match="greedy"):
         apply_temperature(random_logits(), 0.0)
+
+
+def test_the_inverse_cdf_draw_follows_the_distribution_and_never_picks_a_zero():
+    from minigpt.sampling import SamplingRule, inverse_cdf_draw
+
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(20000, 1)  # (B, V)
+    drawn = inverse_cdf_draw(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=6).float() / len(drawn)
+    assert counts[[0, 2, 5]].sum() == 0
+    torch.testing.assert_close(counts, probs[0], atol=0.015, rtol=0)
+    with pytest.raises(ValueError, match="draw must be one of"):
+        SamplingRule(draw="gumbel")
