@@ -31,11 +31,12 @@ from minigpt.train import Trainer
 HELD_OUT = 300  # as in the chapter
 
 
-def ch8(seeds=(0, 1, 2), device: str = "cpu", verbose: bool = True) -> dict:
-    """Chapter 7's held-out exact match and stop rate, and per seed those of on-policy DPO, with the spread."""
+def ch8(seeds=(0, 1, 2), device: str = "cpu", verbose: bool = True, onpolicy: OnPolicyRun | None = None) -> dict:
+    """Chapter 7's held-out exact match and stop rate, and per seed those of on-policy DPO, with the spread.
+    `onpolicy` replaces the chapter's run (`OnPolicyRun.for_run`), to measure another recipe."""
     enc, run = gpt2_tokenizer(), make_run("stand-in", device)
     sft = instruction_tuned_model(run, device, verbose=verbose)
-    onpolicy = OnPolicyRun.for_run(run, device)
+    onpolicy = onpolicy or OnPolicyRun.for_run(run, device)
     prompts, held_out = onpolicy_tasks(onpolicy.prompts, held_out=HELD_OUT)
 
     def scores(model):

@@ -236,7 +236,7 @@ class OnPolicyRun:
 
 
 ONPOLICY_CPU = OnPolicyRun(
-    prompts=400, samples=8, temperature=1.0, max_new_tokens=24, beta=0.1, nll_weight=1.0, steps=100,
+    prompts=400, samples=8, temperature=1.0, max_new_tokens=24, beta=0.5, nll_weight=1.0, steps=200,
     batch_size=16, lr=5e-4,
 )
 ONPOLICY_GPU = replace(ONPOLICY_CPU, prompts=1300, samples=16, steps=300, lr=1e-5)
