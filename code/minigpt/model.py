@@ -16,11 +16,14 @@ Parameter names follow GPT-2's own checkpoints (`transformer.wte`, `transformer.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 @dataclass
@@ -88,16 +91,32 @@ class CausalSelfAttention(nn.Module):
             past = cache.length
             k, v = cache.append(k, v)  # (B, n_head, past + T, head_size)
         # softmax(q k^T / sqrt(head_size), masked to the past) v, in one fused kernel
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=None if past == 0 or T == 1 else _causal_mask(T, past, x.device),
-            is_causal=past == 0,  # with a cache, one new query may see every key: no mask needed
-            dropout_p=self.dropout if self.training else 0.0,
-        )  # (B, n_head, T, head_size)
+        with _attention_kernels(q):
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=None if past == 0 or T == 1 else _causal_mask(T, past, x.device),
+                is_causal=past == 0,  # with a cache, one new query may see every key: no mask needed
+                dropout_p=self.dropout if self.training else 0.0,
+            )  # (B, n_head, T, head_size)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+
+def _attention_kernels(q: torch.Tensor):
+    """The kernels `scaled_dot_product_attention` may use for these queries: all of them, except on a CPU
+    without AVX-512 under bf16, where PyTorch's fused kernel raises ("pack_vnni2 is only supported when
+    avx512 is supported") for longer sequences; the plain math kernel computes the same thing there."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16 and not _cpu_has_avx512():
+        return sdpa_kernel(SDPBackend.MATH)
+    return nullcontext()
+
+
+@cache
+def _cpu_has_avx512() -> bool:
+    # the instructions PyTorch's CPU kernels were chosen for (ATEN_CPU_CAPABILITY can lower it)
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def _causal_mask(T: int, past: int, device: torch.device) -> torch.Tensor:

@@ -133,3 +133,29 @@ def test_final_hidden_states_give_the_logits_through_the_head():
     assert torch.equal(hidden, ln_f_input["out"])  # after the final LayerNorm
     last_logits, _, last_hidden = model(x, last_only=True, return_hidden=True)
     assert last_hidden.shape == (3, 1, config.n_embd) and torch.equal(model.lm_head(last_hidden), last_logits)
+
+
+def test_bf16_training_step_runs_on_a_cpu_without_avx512(tmp_path):
+    # PyTorch's fused CPU attention raises under bf16 for long sequences on CPUs without AVX-512; the
+    # model must fall back to the math kernel there. ATEN_CPU_CAPABILITY=default stands in for such a
+    # CPU, and it is read when torch starts: hence a fresh interpreter.
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from minigpt import GPT, GPTConfig\n"
+        "assert torch.backends.cpu.get_cpu_capability() == 'DEFAULT'\n"
+        "model = GPT(GPTConfig(block_size=128, vocab_size=64, n_layer=1, n_head=2, n_embd=128))\n"
+        "x = torch.randint(0, 64, (2, 128))\n"
+        "with torch.autocast('cpu', dtype=torch.bfloat16):\n"
+        "    _, loss = model(x, x)\n"
+        "loss.backward()\n"
+        "assert torch.isfinite(loss), loss\n"
+        "print('ok', round(loss.item(), 1))\n"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")
