@@ -35,6 +35,7 @@ from .memory import MemoryEstimate, free_memory, gib, training_memory
 from .model import GPTConfig
 from .pretrained import (
     CONFIG_FILE,
+    FOLDER_INFO_FILE,
     GPT2_SIZES,
     config_from_gpt2,
     from_pretrained,
@@ -652,7 +653,9 @@ def instruction_tuned_model(run: FineTuneRun, device: torch.device | str, verbos
     Chapter 7's recipe (the masked run) and saved there. Rebuilding the stand-in's run takes about
     70 s of training on an idle 2-core CPU (Chapter 7 prints the time of its run)."""
     folder = instruction_tuned_dir(run)
-    if (folder / "model.safetensors").is_file():
+    # save_pretrained writes this file last, each file atomically: once it is there, the folder is whole
+    # (Chapters 7 and 8 may run at the same time, in two test processes, and both save here)
+    if (folder / FOLDER_INFO_FILE).is_file():
         if verbose:
             print(f"Chapter 7's tuned {run.base}: read from the cache ({TUNED_SUBDIR}/{folder.name})")
         return from_pretrained(folder, device=device).eval()
