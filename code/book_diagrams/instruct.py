@@ -77,9 +77,10 @@ def instruction_batch() -> plt.Figure:
 
 
 def chat_window(turns: int = 4, kept: int = 2) -> plt.Figure:
-    """The chat's prompt: the newest turns that fit, the new message, and room for the reply."""
+    """A base model's chat prompt: the newest turns that fit, the new message, and room for the reply.
+    (An instruction-tuned model gets the new message alone, in its template.)"""
     fig, ax = canvas(
-        20, 5.2, "What the chat sends: the latest turns that fit, then the message, then room to reply"
+        20, 5.2, "What the chat sends a base model: the latest turns that fit, the message, room to reply"
     )
     x = 0.4
     for i in range(turns):

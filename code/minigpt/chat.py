@@ -2,15 +2,15 @@
 
 The model folder says how to talk to the model (minigpt.pretrained.load_model):
 
-- An instruction-tuned model ("alpaca") gets each message in Alpaca's prompt template, and its reply
-  ends at end-of-text (or after the reply's budget of tokens). Alpaca's format has a single turn, so
-  earlier turns go before the new one as context, each as instruction and response, separated by a
-  blank line.
+- An instruction-tuned model ("alpaca") gets each message in Alpaca's prompt template, on its own,
+  and its reply ends at end-of-text (or after the reply's budget of tokens). Alpaca's format has a
+  single turn and the model was tuned on single turns only, so earlier turns are not shown to it: a
+  prompt it never saw in training would be a guess at a format, not a conversation.
 - A base model ("plain"), or one whose characters cannot spell the template, continues the text: each
-  message is appended to the conversation on a new line and the model writes what follows.
-
-When the conversation no longer fits the model's context window beside the reply's budget, the
-oldest turns are dropped. Commands: /reset, /temperature T, /top_p P, /quit. Ctrl-D or Ctrl-C leaves.
+  message is appended to the conversation on a new line and the model writes what follows. When the
+  conversation no longer fits the model's context window beside the reply's budget, the oldest turns
+  are dropped.
+ Commands: /reset, /temperature T, /top_p P, /quit. Ctrl-D or Ctrl-C leaves.
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ class ChatFormat(NamedTuple):
     name: str  # "alpaca" or "plain"
     template: Callable[[str], str]
     separator: str
+    keeps_turns: bool  # whether earlier turns go before a new message
 
 
-ALPACA = ChatFormat("alpaca", lambda message: format_prompt({"instruction": message, "input": ""}), "\n\n")
-PLAIN = ChatFormat("plain", lambda message: message, "\n")
+# Alpaca: one turn, as in training (its separator only matters if turns were kept)
+ALPACA = ChatFormat("alpaca", lambda message: format_prompt({"instruction": message, "input": ""}), "", False)
+PLAIN = ChatFormat("plain", lambda message: message, "\n", True)
 
 
 def chat_format(prompt_format: str, tokenizer) -> tuple[ChatFormat, str]:
@@ -60,7 +62,10 @@ def chat_format(prompt_format: str, tokenizer) -> tuple[ChatFormat, str]:
         tokenizer.encode_ordinary(ALPACA.template("?"))
     except ValueError as error:
         return PLAIN, f"its tokenizer cannot write Alpaca's template ({error}), so it chats as {plain}"
-    return ALPACA, "instruction-tuned: each message goes into Alpaca's prompt template"
+    return ALPACA, (
+        "instruction-tuned: each message goes into Alpaca's prompt template on its own "
+        "(the model was tuned on single turns, so it is not shown earlier ones)"
+    )
 
 
 class Conversation:
@@ -93,8 +98,10 @@ class Conversation:
         return Prompt(context + new, new, dropped)
 
     def add(self, prompt: Prompt, reply: list[int]) -> None:
-        """Remember a finished turn: the message of `prompt` and the model's reply to it."""
-        self.turns.append(prompt.message_tokens + reply)
+        """Remember a finished turn, the message of `prompt` and the model's reply to it, if the format
+        keeps turns."""
+        if self.format.keeps_turns:
+            self.turns.append(prompt.message_tokens + reply)
 
     def reset(self) -> None:
         self.turns.clear()

@@ -90,7 +90,9 @@ ALPACA_52K = PinnedDownload(
 )
 ALPACA_52K_ENV = "MINIGPT_ALPACA_52K"  # "<url>#<git blob SHA-1>": another copy (a test's local file)
 
-# Stanford Alpaca's two prompt templates: with an input, and without one.
+# Stanford Alpaca's two prompt templates: with an input, and without one. The wording is Stanford's
+# (github.com/tatsu-lab/stanford_alpaca, train.py); Stanford's end at "### Response:", where these add
+# a newline, so that the response starts on a line of its own (Chapter 7 says so).
 PROMPT_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
     "Write a response that appropriately completes the request.\n\n"

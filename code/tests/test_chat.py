@@ -91,12 +91,14 @@ def test_a_reply_that_cannot_be_sampled_leaves_the_chat_going(models):
 
 
 def test_oldest_turns_are_dropped_to_fit_the_context(models):
-    # each turn is about 40 tokens, and the context leaves 91 beside the reply: the third message
-    # no longer fits beside both earlier turns
-    finished = run_chat(models["bangs"], "First message.\nSecond message.\nThird message.\n")
+    # a base model keeps the conversation: each turn is 36 tokens (30 words, a 5-token reply, a newline),
+    # and the context leaves 91 beside the reply, so the third message no longer fits beside both
+    # earlier turns
+    message = "word " * 29 + "word\n"
+    finished = run_chat(models["base"], message * 3)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.count("model> !!!!!") == 3
-    assert "(dropped the 1 oldest turn(s) to stay within the context window)" in finished.stdout
+    assert finished.stdout.count("(dropped the 1 oldest turn(s) to stay within the context window)") == 1
     too_long = run_chat(models["bangs"], "word " * 100 + "\n")
     assert "more than the 91 the context leaves beside the reply" in too_long.stdout
 
@@ -136,23 +138,36 @@ def test_ctrl_c_leaves_cleanly(models):
     assert "Traceback" not in err
 
 
-def test_conversation_keeps_the_newest_turns():
-    message_tokens = len(ENC.encode_ordinary(format_prompt({"instruction": "Hi.", "input": ""})))
-    conversation = Conversation(ENC, budget=3 * message_tokens)
+def test_a_plain_conversation_keeps_the_newest_turns():
+    message = "Once upon a time there was a king."
+    message_tokens = len(ENC.encode_ordinary(message))
+    # room for the new message and one earlier turn (its message, a one-token reply, a newline), not two
+    conversation = Conversation(ENC, budget=3 * message_tokens + 3, format=PLAIN)
     for reply in ([1], [2], [3]):
-        prompt = conversation.prompt_for("Hi.")
+        prompt = conversation.prompt_for(message)
         conversation.add(prompt, reply)
-    prompt = conversation.prompt_for("Hi.")
-    assert prompt.dropped == 1 and len(conversation.turns) == 1  # two earlier turns no longer fit
+    prompt = conversation.prompt_for(message)
+    assert prompt.dropped == 1 and len(conversation.turns) == 1  # of the three turns, only the newest fits
     assert prompt.tokens[-message_tokens:] == prompt.message_tokens
-    assert prompt.tokens[: message_tokens + 1] == prompt.message_tokens + [3]  # the newest turn is kept
+    newline = ENC.encode_ordinary("\n")
+    assert prompt.tokens[: message_tokens + 2] == prompt.message_tokens + [3] + newline  # the newest turn
     conversation.reset()
-    assert conversation.prompt_for("Hi.").tokens == prompt.message_tokens
+    assert conversation.prompt_for(message).tokens == prompt.message_tokens
+
+
+def test_an_instruction_model_gets_each_message_on_its_own():
+    # tuned on single Alpaca turns: a prompt holding earlier turns would be a format it never saw
+    conversation = Conversation(ENC, budget=1000, format=ALPACA)
+    first = conversation.prompt_for("Name a colour.")
+    conversation.add(first, ENC.encode_ordinary("Blue.") + [ENC.eot_token])
+    second = conversation.prompt_for("Name another.")
+    assert second.tokens == ENC.encode_ordinary(format_prompt({"instruction": "Name another.", "input": ""}))
+    assert second.dropped == 0 and conversation.turns == []
 
 
 def test_an_instruction_model_chats_in_its_template_and_a_base_model_continues_text(models):
     tuned = run_chat(models["bangs"], "Say something.\n")
-    assert "instruction-tuned: each message goes into Alpaca's prompt template" in tuned.stdout
+    assert "instruction-tuned: each message goes into Alpaca's prompt template on its own" in tuned.stdout
     base = run_chat(models["base"], "Once upon a time\n")
     assert base.returncode == 0, base.stderr
     assert "this is a base model: each message is continued as plain text" in base.stdout
