@@ -62,10 +62,7 @@ def chat_format(prompt_format: str, tokenizer) -> tuple[ChatFormat, str]:
         tokenizer.encode_ordinary(ALPACA.template("?"))
     except ValueError as error:
         return PLAIN, f"its tokenizer cannot write Alpaca's template ({error}), so it chats as {plain}"
-    return ALPACA, (
-        "instruction-tuned: each message goes into Alpaca's prompt template on its own "
-        "(the model was tuned on single turns, so it is not shown earlier ones)"
-    )
+    return ALPACA, "instruction-tuned: each message goes alone into Alpaca's prompt template, as in training"
 
 
 class Conversation:

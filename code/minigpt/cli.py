@@ -620,7 +620,8 @@ def run_chat(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"the model's context of {context} tokens"
         )
     format, about = chat_format(prompt_format, tokenizer)
-    print(f"chatting with {args.model} on {device} (context {context} tokens); {about}", flush=True)
+    print(f"chatting with {args.model} on {device} (context {context} tokens)", flush=True)
+    print(about, flush=True)
     print(CHAT_HELP, flush=True)
     settings = {"temperature": args.temperature, "top_p": args.top_p}
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None

@@ -130,6 +130,7 @@ def test_ctrl_c_leaves_cleanly(models):
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert chat.stdout.readline().startswith("chatting with")  # the banner: the model is loaded
+    assert chat.stdout.readline().startswith("instruction-tuned")  # how it chats
     assert chat.stdout.readline().startswith("commands: /reset")
     assert chat.stdout.read(len("you> ")) == "you> "  # and the chat waits for a message
     chat.send_signal(signal.SIGINT)
@@ -167,7 +168,7 @@ def test_an_instruction_model_gets_each_message_on_its_own():
 
 def test_an_instruction_model_chats_in_its_template_and_a_base_model_continues_text(models):
     tuned = run_chat(models["bangs"], "Say something.\n")
-    assert "instruction-tuned: each message goes into Alpaca's prompt template on its own" in tuned.stdout
+    assert "instruction-tuned: each message goes alone into Alpaca's prompt template" in tuned.stdout
     base = run_chat(models["base"], "Once upon a time\n")
     assert base.returncode == 0, base.stderr
     assert "this is a base model: each message is continued as plain text" in base.stdout
