@@ -50,10 +50,10 @@ def dpo_logprobs() -> plt.Figure:
     # the two models, each scoring both replies (its row)
     box(ax, 0.3, 8.2, 4.4, 1.6, "policy π\n(trained)", color="output", fontsize=FONT)
     box(ax, 0.3, 4.2, 4.4, 1.6, "reference π_ref\n(frozen copy)", color="norm", fontsize=FONT)
-    label(ax, 8.0, 11.2, "chosen reply y_w", fontsize=FONT - 1)
-    label(ax, 13.6, 11.2, "rejected reply y_l", fontsize=FONT - 1)
-    label(ax, 10.8, 10.4, "each: the sum over the reply's tokens (and its end-of-text), given the prompt x",
-          fontsize=FONT - 2)
+    label(ax, 8.0, 11.6, "chosen reply y_w", fontsize=FONT - 1)
+    label(ax, 13.6, 11.6, "rejected reply y_l", fontsize=FONT - 1)
+    label(ax, 10.8, 10.8, "each: the sum over the reply's tokens and its end-of-text,", fontsize=FONT - 2)
+    label(ax, 10.8, 10.25, "given the prompt x", fontsize=FONT - 2)
     cells = {
         (0, 0): "log π(y_w | x)",
         (0, 1): "log π(y_l | x)",

@@ -634,3 +634,12 @@ def test_the_onpolicy_run_is_sized_by_the_base_and_the_device():
     assert OnPolicyRun.for_run(make_run("stand-in", "cuda", precision="fp16"), "cuda").prompts == ONPOLICY_CPU.prompts
     gpu = OnPolicyRun.for_run(make_run("gpt2", "cuda", precision="fp16"), "cuda")
     assert gpu.prompts == ONPOLICY_GPU.prompts and gpu.precision == "fp16"
+
+
+def test_chosen_as_instructions_keeps_the_prompt_and_the_chosen_reply():
+    from minigpt.preference import chosen_as_instructions
+
+    pair = {"instruction": "Name a colour.", "input": "", "chosen": "Blue.", "rejected": "Seven."}
+    assert chosen_as_instructions([pair]) == [{"instruction": "Name a colour.", "input": "", "output": "Blue."}]
+    with pytest.raises(ValueError, match="'rejected'"):
+        chosen_as_instructions([{"instruction": "Name a colour.", "input": "", "chosen": "Blue."}])
