@@ -7,7 +7,7 @@ Runs the chapter's on-policy recipe (`OnPolicyRun.for_run` of Chapter 7's stand-
 once per seed: sample replies from Chapter 7's tuned model on the run's prompts, pair a right reply with
 a wrong one (the greedy reply first), train DPO with the chosen replies' NLL, and score greedy exact
 match on the chapter's 300 held-out tasks; beside it, the same steps of plain fine-tuning on the chosen
-replies alone (the baseline DPO has to beat). The seed is both the sampling generator's and the Trainer's;
+replies alone, the NLL term without DPO's (the baseline DPO has to beat). The seed is both the sampling generator's and the Trainer's;
 the model, the prompts and the held-out records stay the chapter's. Chapter 7's model is read from the
 cache, or rebuilt there first. Prints each seed's figures and their spread (largest less smallest).
 `ch8(seeds)` returns the same figures to another script.
@@ -25,11 +25,9 @@ import time
 import torch
 
 from minigpt import gpt2_tokenizer
-from minigpt.dpo import OnPolicyRun, dpo_loss_fn
-from minigpt.instruct import InstructionDataset, instruction_tuned_model, make_run, respond, score_tasks
-from minigpt.preference import (
-    PreferenceDataset, chosen_as_instructions, onpolicy_pairs, onpolicy_tasks, sample_responses,
-)
+from minigpt.dpo import OnPolicyRun, chosen_nll_loss_fn, dpo_loss_fn
+from minigpt.instruct import instruction_tuned_model, make_run, respond, score_tasks
+from minigpt.preference import PreferenceDataset, onpolicy_pairs, onpolicy_tasks, sample_responses
 from minigpt.train import Trainer
 
 HELD_OUT = 300  # as in the chapter
@@ -60,9 +58,9 @@ def ch8(seeds=(0, 1, 2, 3, 4), device: str = "cpu", verbose: bool = True, onpoli
                           loss_fn=dpo_loss_fn(reference, onpolicy.beta, nll_weight=onpolicy.nll_weight))
         trainer.train(progress=False)
         tuned = scores(trainer.model)
-        # the baseline: the same steps of plain fine-tuning on the chosen (right) replies alone
-        right = InstructionDataset(chosen_as_instructions(made.records), enc, sft.config.block_size)
-        plain = Trainer(copy.deepcopy(sft), right, right, onpolicy.train_config(seed), device=device)
+        # the baseline: the NLL term alone, on the same pairs, steps and seed (the chosen replies only)
+        plain = Trainer(copy.deepcopy(sft), data, data, onpolicy.train_config(seed), device=device,
+                        loss_fn=chosen_nll_loss_fn())
         plain.train(progress=False)
         plain_scores = scores(plain.model)
         row = {"pairs": len(made.records), "dpo_exact": tuned.exact_match, "dpo_stop": tuned.stop_rate,
@@ -70,7 +68,7 @@ def ch8(seeds=(0, 1, 2, 3, 4), device: str = "cpu", verbose: bool = True, onpoli
         results["seeds"][seed] = row
         if verbose:
             print(f"seed {seed}: {row['pairs']} pairs, exact match {tuned.exact_match:.1%}, stop rate "
-                  f"{tuned.stop_rate:.0%}; fine-tuned on the chosen replies alone {plain_scores.exact_match:.1%} "
+                  f"{tuned.stop_rate:.0%}; the NLL term alone {plain_scores.exact_match:.1%} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     exact = [r["dpo_exact"] for r in results["seeds"].values()]
     results["spread"] = max(exact) - min(exact)
@@ -84,12 +82,12 @@ def report(results: dict) -> None:
           f"({HELD_OUT} held-out records)")
     for seed, row in results["seeds"].items():
         print(f"  seed {seed}: DPO exact match {row['dpo_exact']:.1%}, stop rate {row['dpo_stop']:.0%}, "
-              f"{row['pairs']} pairs; fine-tuned on the chosen replies alone {row['sft_on_chosen_exact']:.1%}")
+              f"{row['pairs']} pairs; the NLL term alone {row['sft_on_chosen_exact']:.1%}")
     dpo = [row["dpo_exact"] for row in results["seeds"].values()]
     gap = [row["dpo_exact"] - row["sft_on_chosen_exact"] for row in results["seeds"].values()]
     mean, sd = statistics.mean(dpo), statistics.stdev(dpo)
     print(f"DPO: mean {mean:.1%}, standard deviation {sd * 100:.1f} points, standard error {sd / len(dpo) ** 0.5 * 100:.1f}")
-    print(f"DPO less fine-tuning on the chosen replies alone, per seed: " + ", ".join(f"{g * 100:+.1f}" for g in gap)
+    print(f"DPO plus NLL less the NLL term alone, per seed: " + ", ".join(f"{g * 100:+.1f}" for g in gap)
           + f" points (mean {statistics.mean(gap) * 100:+.1f})")
     print(f"spread of DPO's exact match over the seeds: {results['spread'] * 100:.1f} points; "
           f"gain over Chapter 7 at the worst seed: {results['least_gain'] * 100:.1f} points")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .preference import PairBatch, pair_accuracy, pair_logprobs
+from .preference import PairBatch, pair_accuracy, pair_logprobs, sequence_logprobs
 from .train import LossFunction, TrainConfig
 
 
@@ -95,6 +95,20 @@ def dpo_loss_fn(reference: nn.Module, beta: float, nll_weight: float = 0.0) -> L
         if nll_weight:
             loss = loss + nll_weight * chosen_nll(policy[:, 0], batch[2][:, 0])  # batch[2]: the masks
         return loss
+
+    return loss_fn
+
+
+def chosen_nll_loss_fn() -> LossFunction:
+    """The NLL term of `dpo_loss_fn` alone, over the same `PairBatch`es: plain fine-tuning on the chosen
+    replies (their negative log-likelihood per token, the mean over pairs), with no reference and no
+    rejected reply. Trained with the same data, steps and seed as DPO plus NLL, it shows what the DPO
+    term adds; the rejected replies are never read."""
+
+    def loss_fn(model: nn.Module, batch: PairBatch) -> torch.Tensor:
+        x, y, mask = batch  # each (B, 2, T); column 0 holds the chosen replies
+        chosen = sequence_logprobs(model, x[:, 0], y[:, 0], mask[:, 0])  # (B,)
+        return chosen_nll(chosen, mask[:, 0])
 
     return loss_fn
 

@@ -381,16 +381,6 @@ def onpolicy_pairs(
     return OnPolicyPairs(pairs, no_correct, no_wrong)
 
 
-def chosen_as_instructions(records: Sequence[dict]) -> list[dict]:
-    """Each preference record's chosen reply as an Alpaca record (instruction, input, output): the data
-    for fine-tuning on the right replies alone, the baseline that preference tuning on the same pairs
-    has to beat."""
-    return [
-        {"instruction": r["instruction"], "input": r["input"], "output": r["chosen"]}
-        for r in validate_preference_records(list(records), source="the pairs")
-    ]
-
-
 def checker_scores(records: Sequence[dict], samples: Sequence[Sequence[Response]]) -> list[list[float]]:
     """1.0 for each sample that is exactly its record's output, else 0.0: best-of-n's ceiling scorer."""
     return [

@@ -9,10 +9,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from minigpt import GPT, PREFERENCE_DATA, GPTConfig, data, gpt2_tokenizer
-from minigpt.dpo import dpo_loss, dpo_loss_fn, evaluate_dpo, next_token_kl
+from minigpt.dpo import chosen_nll_loss_fn, dpo_loss, dpo_loss_fn, evaluate_dpo, next_token_kl
 from minigpt.instruct import IGNORE_INDEX, PROMPT_NO_INPUT, Response, format_prompt
 from minigpt.preference import (
     EncodedPair,
+    PairBatch,
     PreferenceDataset,
     best_of_n,
     checker_scores,
@@ -636,10 +637,21 @@ def test_the_onpolicy_run_is_sized_by_the_base_and_the_device():
     assert gpu.prompts == ONPOLICY_GPU.prompts and gpu.precision == "fp16"
 
 
-def test_chosen_as_instructions_keeps_the_prompt_and_the_chosen_reply():
-    from minigpt.preference import chosen_as_instructions
 
-    pair = {"instruction": "Name a colour.", "input": "", "chosen": "Blue.", "rejected": "Seven."}
-    assert chosen_as_instructions([pair]) == [{"instruction": "Name a colour.", "input": "", "output": "Blue."}]
-    with pytest.raises(ValueError, match="'rejected'"):
-        chosen_as_instructions([{"instruction": "Name a colour.", "input": "", "chosen": "Blue."}])
+def test_the_nll_baseline_is_the_nll_term_of_dpo_and_never_reads_the_rejected_reply():
+    torch.manual_seed(0)
+    policy = GPT(TINY)
+    batch = PreferenceDataset([RECORD], ENC, TINY.block_size).eval_batches(1, 1)[0]
+    x, y, mask = batch
+    chosen = pair_logprobs(policy, batch)[:, 0]
+    by_hand = -(chosen / mask[:, 0].sum(dim=1)).mean()  # per token, the mean over pairs
+    torch.testing.assert_close(chosen_nll_loss_fn()(policy, batch), by_hand)
+    # DPO plus NLL, less DPO alone, is the NLL term
+    reference = copy.deepcopy(policy)
+    with_nll = dpo_loss_fn(reference, beta=0.1, nll_weight=1.0)(policy, batch)
+    without = dpo_loss_fn(reference, beta=0.1)(policy, batch)
+    torch.testing.assert_close(with_nll - without, by_hand)
+    # the rejected reply does not enter: changing it changes nothing
+    other = PairBatch(x.clone(), y.clone(), mask.clone())
+    other.x[:, 1] = 0
+    torch.testing.assert_close(chosen_nll_loss_fn()(policy, other), by_hand)
