@@ -90,7 +90,8 @@ class SamplingRule:
     def next_token(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, V) -> (B,): the argmax at temperature 0, else a draw from the filtered softmax.
 
-        The draw happens on the generator's device (a CPU generator gives the same tokens on every device).
+        The draw happens on the generator's device: a CPU generator gives the same tokens whatever device
+        the model is on, though x86 and ARM builds of PyTorch draw differently (pytorch/pytorch#148247).
         """
         if self.temperature == 0:
             return greedy(logits)
