@@ -244,8 +244,11 @@ class OnPolicyRun:
     @classmethod
     def for_run(cls, run, device: torch.device | str) -> "OnPolicyRun":
         """The on-policy run for Chapter 7's `run` (a `minigpt.instruct.FineTuneRun`) on a device:
-        the stand-in's sizes everywhere, bigger ones for GPT-2 on a CUDA GPU."""
+        the stand-in's sizes everywhere, bigger ones for GPT-2 on a CUDA GPU. GPT-2 on a CPU gets the
+        stand-in's sizes at GPT-2's learning rate: the stand-in's would be tens of times too high for it."""
         sizes = ONPOLICY_CPU if run.base == "stand-in" or torch.device(device).type != "cuda" else ONPOLICY_GPU
+        if run.base != "stand-in":
+            sizes = replace(sizes, lr=ONPOLICY_GPU.lr)
         return replace(sizes, precision=run.precision)
 
 

@@ -635,6 +635,8 @@ def test_the_onpolicy_run_is_sized_by_the_base_and_the_device():
     assert OnPolicyRun.for_run(make_run("stand-in", "cuda", precision="fp16"), "cuda").prompts == ONPOLICY_CPU.prompts
     gpu = OnPolicyRun.for_run(make_run("gpt2", "cuda", precision="fp16"), "cuda")
     assert gpu.prompts == ONPOLICY_GPU.prompts and gpu.precision == "fp16"
+    gpt2_on_cpu = OnPolicyRun.for_run(make_run("gpt2", "cpu"), "cpu")  # the stand-in's sizes, GPT-2's rate
+    assert gpt2_on_cpu.prompts == ONPOLICY_CPU.prompts and gpt2_on_cpu.lr == ONPOLICY_GPU.lr
 
 
 
