@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .preference import PairBatch, pair_accuracy, pair_logprobs, sequence_logprobs
+from .preference import PairBatch, pair_accuracy, pair_logprobs, row_logprobs, sequence_logprobs
 from .train import LossFunction, TrainConfig
 
 
@@ -145,12 +145,6 @@ def next_token_kl(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: t
     return torch.where(mask.bool(), kl, 0.0)
 
 
-def _row_sums(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-    """Each row's summed log-probability of its targets, from logits (N, V) at N positions: (n_rows,)."""
-    token_logprobs = -F.cross_entropy(logits.float(), targets, reduction="none")  # (N,)
-    return torch.zeros(n_rows, device=logits.device).index_add(0, rows, token_logprobs)
-
-
 @dataclass(frozen=True)
 class DPOStats:
     """How a policy compares with its reference on held-out pairs (see `evaluate_dpo`)."""
@@ -185,9 +179,9 @@ def evaluate_dpo(
         mask = mask.bool()
         # logits only at the replies' targets: (N, V) each, in row-major order of the mask
         policy_logits, ref_logits = policy(x, logits_at=mask)[0], reference(x, logits_at=mask)[0]
+        policy_logps = row_logprobs(policy_logits, y, mask).view(-1, 2)  # (2B,) -> (B, 2)
+        ref_logps = row_logprobs(ref_logits, y, mask).view(-1, 2)  # (2B,) -> (B, 2)
         rows = torch.arange(len(x), device=device).unsqueeze(1).expand_as(mask)[mask]  # (N,) each one's row
-        policy_logps = _row_sums(policy_logits, y[mask], rows, len(x)).view(-1, 2)  # (2B,) -> (B, 2)
-        ref_logps = _row_sums(ref_logits, y[mask], rows, len(x)).view(-1, 2)  # (2B,) -> (B, 2)
         results.append(
             dpo_loss(policy_logps[:, 0], policy_logps[:, 1], ref_logps[:, 0], ref_logps[:, 1], beta)
         )

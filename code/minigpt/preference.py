@@ -238,24 +238,16 @@ def sequence_logprobs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: 
         raise ValueError("a masked-in target is negative (padding?): mask only the response's real tokens")
     mask = mask.bool()
     logits, _ = model(x, logits_at=mask)  # (N, V): only where a response token is predicted
-    token_logprobs = -F.cross_entropy(logits.float(), y[mask], reduction="none")  # (N,)
-    rows = torch.arange(len(x), device=x.device).unsqueeze(1).expand_as(mask)[mask]  # (N,) each one's row
-    return torch.zeros(len(x), device=x.device).index_add(0, rows, token_logprobs)  # (N,) -> (B,)
+    return row_logprobs(logits, y, mask)
 
 
-def target_logprobs(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """`sequence_logprobs` from logits (B, T, V) already computed: (B,)."""
-    if not logits.shape[:2] == y.shape == mask.shape or y.dim() != 2:
-        raise ValueError(
-            f"logits (batch, time, vocab), y and mask (batch, time) must agree, got {tuple(logits.shape)}, "
-            f"{tuple(y.shape)} and {tuple(mask.shape)}"
-        )
+def row_logprobs(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each row's summed log-probability of its targets where `mask` is true, from the logits (N, V) at
+    those N positions (`GPT.forward(logits_at=mask)`, row-major): (N, V), (B, T), (B, T) -> (B,)."""
     mask = mask.bool()
-    if (mask & (y < 0)).any():
-        raise ValueError("a masked-in target is negative (padding?): mask only the response's real tokens")
-    targets = torch.where(mask, y, -100)  # -100: cross_entropy's ignore_index, a log-probability of 0 here
-    token_logprobs = -F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-    return token_logprobs.view(y.shape).sum(dim=1)  # (B * T,) -> (B, T) -> (B,)
+    token_logprobs = -F.cross_entropy(logits.float(), y[mask], reduction="none")  # (N,)
+    rows = torch.arange(len(y), device=y.device).unsqueeze(1).expand_as(mask)[mask]  # (N,) each one's row
+    return torch.zeros(len(y), device=y.device).index_add(0, rows, token_logprobs)  # (N,) -> (B,)
 
 
 def pair_logprobs(model: nn.Module, batch: PairBatch) -> torch.Tensor:
