@@ -16,6 +16,7 @@ from .data import (
 from .dpo import DPOStats, dpo_loss, dpo_loss_fn, evaluate_dpo
 from .generate import Generation, generate, stream
 from .instruct import InstructionDataset, format_prompt, load_instruction_data, make_tasks
+from .intervals import paired_interval, wilson_interval
 from .model import GPT, CausalSelfAttention, GPTConfig, KVCache
 from .notebook import progress, setup_figures
 from .preference import (
@@ -29,7 +30,6 @@ from .preference import (
     onpolicy_pairs,
     pair_accuracy,
     sample_responses,
-    wilson_interval,
 )
 from .pretrained import BaseModel, check_quality, from_pretrained, load_base_model, save_pretrained
 from .reward import (
@@ -100,6 +100,7 @@ __all__ = [
     "make_tasks",
     "onpolicy_pairs",
     "pair_accuracy",
+    "paired_interval",
     "progress",
     "reward_model_loss",
     "rewards_of_pairs",

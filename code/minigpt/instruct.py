@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -449,6 +450,19 @@ def exact_match(response: str, answer: str) -> bool:
     return response.strip() == answer.strip()
 
 
+def constant_answers(records: Sequence[dict]) -> dict[str, str]:
+    """For each instruction among `records`, its commonest answer there (the first of equals).
+
+    Answering every record of an instruction with it ignores the input: a baseline a model can reach
+    without reading the list. Taken from the training records, it is a constant a model could learn;
+    taken from the records it is scored on, it is an oracle, chosen with the answers' help.
+    """
+    answers: dict[str, Counter] = {}
+    for record in records:
+        answers.setdefault(record["instruction"], Counter())[record["output"]] += 1
+    return {instruction: counts.most_common(1)[0][0] for instruction, counts in answers.items()}
+
+
 @dataclass
 class TaskScores:
     """Exact-match accuracy and the share of responses that stopped by themselves, overall and per task."""
@@ -624,6 +638,7 @@ def training_records(
 
 TUNED_SUBDIR = "instruction-tuned"  # under cache_dir(): one model folder per recipe
 TASK_RECORDS, HELD_OUT, SPLIT_SEED = 1400, 100, 0  # Chapter 7's generated tasks and its two held-out splits
+SCORED_TASKS, SCORED_SEED = 300, 8  # the held-out tasks whose exact match Chapters 7 and 8 report
 TRAIN_SEED = 1337  # the Trainer's seed of Chapter 7's run
 
 
@@ -635,6 +650,24 @@ def recipe_key(run: FineTuneRun) -> str:
         f"out (split seed {SPLIT_SEED}); masked prompts; Trainer seed {TRAIN_SEED}",
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def scored_tasks(count: int = SCORED_TASKS, seed: int = SCORED_SEED) -> list[dict]:
+    """The generated records whose exact match Chapters 7 and 8 report: `count` of them, none of them one
+    of Chapter 7's training tasks, so neither chapter ever trains on them, with the task kinds taking turns.
+
+    They are drawn with `make_tasks` from another `seed` than Chapter 7's tasks, and every record that is
+    also one of Chapter 7's training tasks is left out.
+    """
+    trained, _ = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
+    seen = {(r["instruction"], r["input"]) for r in trained}
+    fresh = [r for r in make_tasks(1764, seed=seed) if (r["instruction"], r["input"]) not in seen]
+    instructions = sorted(task.instruction for task in TASKS)  # the kinds' turns, in alphabetical order
+    per_kind = [[r for r in fresh if r["instruction"] == instruction] for instruction in instructions]
+    in_turns = [r for group in zip(*per_kind) for r in group]  # kinds take turns while all last
+    if not 0 < count <= len(in_turns):
+        raise ValueError(f"count must be between 1 and {len(in_turns)} (every kind equally often), got {count}")
+    return in_turns[:count]
 
 
 def instruction_tuned_dir(run: FineTuneRun) -> Path:

@@ -25,7 +25,6 @@ end, which is what the reward model reads.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -38,14 +37,17 @@ from .generate import generate
 from .instruct import (
     HELD_OUT,
     IGNORE_INDEX,
+    SCORED_TASKS,
     SPLIT_SEED,
     TASK_RECORDS,
     Response,
     exact_match,
     format_prompt,
     make_tasks,
+    scored_tasks,
     split_records,
 )
+from .intervals import wilson_interval  # noqa: F401 (Chapter 8 imports it from here)
 
 PREFERENCE_FIELDS = ("instruction", "input", "chosen", "rejected")
 NON_EMPTY_FIELDS = ("instruction", "chosen", "rejected")
@@ -268,20 +270,6 @@ def pair_accuracy(chosen_scores, rejected_scores) -> float:
     return ((chosen > rejected).float() + 0.5 * (chosen == rejected).float()).mean().item()
 
 
-def wilson_interval(accuracy: float, count: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of an accuracy measured on `count` items (95 % for z = 1.96).
-
-    Unlike accuracy +- z * standard error, it stays inside [0, 1] and is honest near 0 and 1.
-    """
-    if count < 1 or not 0 <= accuracy <= 1:
-        raise ValueError(f"need an accuracy in [0, 1] over at least one item, got {accuracy} over {count}")
-    centre = (accuracy + z * z / (2 * count)) / (1 + z * z / count)
-    half = (
-        z / (1 + z * z / count) * math.sqrt(accuracy * (1 - accuracy) / count + z * z / (4 * count * count))
-    )
-    return centre - half, centre + half
-
-
 # ----------------------------------------------------------------------------------------------
 # On-policy pairs: the model's own replies to checkable tasks
 
@@ -390,22 +378,15 @@ def best_of_n(samples: Sequence[Sequence[Response]], scores: Sequence[Sequence[f
     return [responses[max(range(len(row)), key=row.__getitem__)] for responses, row in zip(samples, scores)]
 
 
-def onpolicy_tasks(prompts: int, held_out: int = 300, seed: int = 8) -> tuple[list[dict], list[dict]]:
+def onpolicy_tasks(prompts: int, held_out: int = SCORED_TASKS) -> tuple[list[dict], list[dict]]:
     """(prompts to sample on, held-out records) of generated tasks for on-policy preference tuning.
 
     The prompts are the first `prompts` of Chapter 7's training tasks (`make_tasks(1400, seed=0)` less its
-    100 held out), which the instruction-tuned model was trained on. The held-out records are drawn with
-    `make_tasks` from another `seed` and are none of Chapter 7's training tasks, so neither Chapter 7 nor
-    preference tuning ever trains on them; in them the task kinds take turns.
+    100 held out), which the instruction-tuned model was trained on. The held-out records are Chapter 7's
+    scored ones (`scored_tasks`), none of Chapter 7's training tasks, so neither Chapter 7 nor preference
+    tuning ever trains on them; in them the task kinds take turns.
     """
     trained, _ = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
     if not 0 < prompts <= len(trained):
         raise ValueError(f"prompts must be between 1 and {len(trained)} (Chapter 7's training tasks), got {prompts}")
-    seen = {(r["instruction"], r["input"]) for r in trained}
-    fresh = [r for r in make_tasks(1764, seed=seed) if (r["instruction"], r["input"]) not in seen]
-    kinds = sorted({r["instruction"] for r in fresh})
-    per_kind = {k: [r for r in fresh if r["instruction"] == k] for k in kinds}
-    order = [r for group in zip(*per_kind.values()) for r in group]  # kinds take turns while all last
-    if held_out > len(order):
-        raise ValueError(f"at most {len(order)} held-out records have every kind equally often, asked {held_out}")
-    return list(trained[:prompts]), order[:held_out]
+    return list(trained[:prompts]), scored_tasks(held_out)

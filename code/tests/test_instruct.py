@@ -25,6 +25,7 @@ from minigpt.instruct import (
     base_config,
     choose_run,
     collate,
+    constant_answers,
     download_alpaca_52k,
     encode_record,
     exact_match,
@@ -37,6 +38,7 @@ from minigpt.instruct import (
     make_tasks,
     respond,
     score_tasks,
+    scored_tasks,
     split_records,
     training_records,
     validate_records,
@@ -341,6 +343,29 @@ def test_split_is_disjoint_and_deterministic():
     assert (train, held_out) == split_records(records, held_out=20, seed=1)
     with pytest.raises(ValueError, match="held_out must be between 1 and 99"):
         split_records(records, held_out=100)
+
+
+def test_constant_answers_are_each_instructions_commonest_answer():
+    records = [
+        {"instruction": "A?", "input": "1", "output": "x"},
+        {"instruction": "A?", "input": "2", "output": "y"},
+        {"instruction": "A?", "input": "3", "output": "y"},
+        {"instruction": "B?", "input": "1", "output": "z"},
+    ]
+    assert constant_answers(records) == {"A?": "y", "B?": "z"}
+
+def test_scored_tasks_are_none_of_chapter_7s_training_tasks_and_kinds_take_turns():
+    trained, _ = split_records(make_tasks(1400, seed=0), held_out=100, seed=0)
+    scored = scored_tasks(70)
+    key = lambda r: (r["instruction"], r["input"])  # noqa: E731
+    assert not {key(r) for r in trained} & {key(r) for r in scored}
+    assert len({key(r) for r in scored}) == 70
+    kinds = [TASK_OF_INSTRUCTION[r["instruction"]] for r in scored]
+    assert all(kinds.count(task.name) == 10 for task in TASKS)
+    assert kinds[:7] == kinds[7:14]  # the same order of kinds in every turn
+    assert scored_tasks(300)[:70] == scored  # more records extend the same list
+    with pytest.raises(ValueError, match="count must be between 1 and"):
+        scored_tasks(0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -598,7 +598,7 @@ def test_onpolicy_tasks_hold_out_records_chapter_7_never_trained_on():
     assert sorted(collections_count(held_out).values()) == [10] * len(TASKS)  # the kinds take turns
     with pytest.raises(ValueError, match="prompts must be between 1 and 1300"):
         onpolicy_tasks(0)
-    with pytest.raises(ValueError, match="at most"):
+    with pytest.raises(ValueError, match="count must be between 1 and"):
         onpolicy_tasks(10, held_out=5000)
 
 
