@@ -1,4 +1,4 @@
-"""Preference tuning (Chapter 8): pairs of replies, one preferred over the other.
+"""Preference tuning (Chapter 9): pairs of replies, one preferred over the other.
 
 A preference record is an Alpaca record (`instruction`, `input`; `output` may be there too) with two
 responses: `chosen`, the preferred one, and `rejected`. Two things learn from such pairs:
@@ -14,7 +14,7 @@ can be checked (`minigpt.instruct.make_tasks`), a correct one chosen and a wrong
 (`onpolicy_pairs`), and best-of-n sampling.
 
 Batches of pairs. A pair is two sequences, prompt + chosen and prompt + rejected, each followed by
-end-of-text, as Chapter 7 encodes a record. `collate_pairs` lays them out as (B, 2, T): pairs first,
+end-of-text, as Chapter 8 encodes a record. `collate_pairs` lays them out as (B, 2, T): pairs first,
 so that the Trainer, which cuts batches along their first dimension (between processes), never
 separates a pair; `[:, 0]` holds the chosen replies and `[:, 1]` the rejected ones. The scored
 targets (`mask`) are the response's tokens and its end-of-text: a reply's log-probability includes
@@ -165,7 +165,7 @@ class PairBatch(NamedTuple):
 def collate_pairs(pairs: Sequence[EncodedPair], pad_id: int, max_length: int | None = None) -> PairBatch:
     """Pad both sequences of every pair to the batch's longest, and make targets and response masks.
 
-    Targets inside the prompt and after the end-of-text are IGNORE_INDEX, as in Chapter 7's collate
+    Targets inside the prompt and after the end-of-text are IGNORE_INDEX, as in Chapter 8's collate
     with masking, so `y` alone is also an instruction-tuning batch. A pair longer than `max_length`
     inputs is an error naming its record.
     """
@@ -393,14 +393,14 @@ def best_of_n(samples: Sequence[Sequence[Response]], scores: Sequence[Sequence[f
 def onpolicy_tasks(prompts: int, held_out: int = 300, seed: int = 8) -> tuple[list[dict], list[dict]]:
     """(prompts to sample on, held-out records) of generated tasks for on-policy preference tuning.
 
-    The prompts are the first `prompts` of Chapter 7's training tasks (`make_tasks(1400, seed=0)` less its
+    The prompts are the first `prompts` of Chapter 8's training tasks (`make_tasks(1400, seed=0)` less its
     100 held out), which the instruction-tuned model was trained on. The held-out records are drawn with
-    `make_tasks` from another `seed` and are none of Chapter 7's training tasks, so neither Chapter 7 nor
+    `make_tasks` from another `seed` and are none of Chapter 8's training tasks, so neither Chapter 8 nor
     preference tuning ever trains on them; in them the task kinds take turns.
     """
     trained, _ = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
     if not 0 < prompts <= len(trained):
-        raise ValueError(f"prompts must be between 1 and {len(trained)} (Chapter 7's training tasks), got {prompts}")
+        raise ValueError(f"prompts must be between 1 and {len(trained)} (Chapter 8's training tasks), got {prompts}")
     seen = {(r["instruction"], r["input"]) for r in trained}
     fresh = [r for r in make_tasks(1764, seed=seed) if (r["instruction"], r["input"]) not in seen]
     kinds = sorted({r["instruction"] for r in fresh})
