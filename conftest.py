@@ -14,7 +14,7 @@ cell, so that a slow kernel on a loaded machine is not mistaken for a lost messa
 
 Two more settings, inherited by those kernels too:
 
-- HF_HUB_OFFLINE=1: Chapters 5-7 take the offline path (the shipped stand-in) on every machine, so
+- HF_HUB_OFFLINE=1: Chapters 6-8 take the offline path (the shipped stand-in) on every machine, so
   their outputs can be compared with the committed ones, which were executed the same way
   (scripts/execute_chapters.py sets it too). A reader running a chapter online still gets GPT-2.
 - OMP_WAIT_POLICY=PASSIVE: PyTorch's CPU threads sleep instead of spinning while they wait for each

@@ -38,8 +38,8 @@ CONFIGS = {
         GPTConfig(block_size=64, vocab_size=65, n_layer=3, n_head=4, n_embd=96),
         TrainConfig(batch_size=32),
     ),
-    # Chapter 4's CPU run: GPT-2 tokens (50,257), 4 layers of 128, context 64, batches of 16.
-    "chapter4": (
+    # Chapter 5's CPU run: GPT-2 tokens (50,257), 4 layers of 128, context 64, batches of 16.
+    "chapter5": (
         GPTConfig(block_size=64, vocab_size=50257, n_layer=4, n_head=4, n_embd=128),
         TrainConfig(batch_size=16),
     ),

@@ -4,7 +4,7 @@
     python scripts/build_standin.py --device cuda       # the same training command on a GPU
     python scripts/build_standin.py --from-run RUN_DIR  # export and evaluate a run already trained
 
-Training is the `minigpt train` command of Chapter 4 with the arguments in TRAIN_ARGS (about 50 minutes on a two-core
+Training is the `minigpt train` command of Chapter 5 with the arguments in TRAIN_ARGS (about 50 minutes on a two-core
 CPU, under two minutes on a GPU); its run folder is RUN_DIR/run (default RUN_DIR: ~/.cache/minigpt/standin-run).
 The latest checkpoint is then saved in GPT-2's format with `save_pretrained`, loaded back with `from_pretrained`
 to check that nothing changed, and evaluated on the whole validation split of Tiny Shakespeare, per

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the lower bounds in requirements.txt and code/pyproject.toml are versions the course
 # works with: a fresh virtual environment with every dependency at its floor
-# (requirements-floor.txt), then, in it, the unit tests, Chapters 1 and 5 under nbval, and the book
+# (requirements-floor.txt), then, in it, the unit tests, Chapters 1 and 6 under nbval, and the book
 # built with warnings as errors.
 # Not part of CI: it downloads the floor versions (torch 2.13.0 comes from PyPI or the local wheel
 # make setup uses; TORCH=2.4.1 brings PyPI's CUDA build, 0.8 GB, and 2.5 GB of nvidia-* wheels,
@@ -35,10 +35,10 @@ names=$(sed -n 's/==.*//p' requirements-floor.txt | sed 's/[-_]/[-_]/g' | paste 
 grep -iE "^($names)==" "$VENV/installed.txt"
 
 # The unit tests and two chapters, with the options of pytest.ini: Chapter 1 (torch, numpy,
-# matplotlib, the notebook machinery) and Chapter 5 (tiktoken, safetensors, huggingface_hub and
+# matplotlib, the notebook machinery) and Chapter 6 (tiktoken, safetensors, huggingface_hub and
 # transformers as well); in two processes, as `make test CPU=perturbed` runs them (pytest-xdist).
 "$PY" -m pytest -p no:cacheprovider -n 2 --dist loadfile \
-    code/tests chapters/01_bigram.ipynb chapters/05_gpt2.ipynb
+    code/tests chapters/01_bigram.ipynb chapters/06_gpt2.ipynb
 
 # The book, as `make book` builds it (the same flags), into a folder of its own.
 make _build/offline/_static/mathjax

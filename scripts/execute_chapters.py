@@ -8,7 +8,7 @@ records each cell's timing in the notebook's metadata (the convention check read
 It runs with live progress bars off (MINIGPT_PROGRESS=plain), so the saved chapters hold plain
 printed lines instead of widgets, which vanish offline, show "0%" in plain viewers and flood the test
 runner with messages; a chapter that still displays a widget (a tqdm bar of its own) is an error.
-It also sets HF_HUB_OFFLINE=1, as the tests do (conftest.py), so Chapters 5-7 are saved with the
+It also sets HF_HUB_OFFLINE=1, as the tests do (conftest.py), so Chapters 6-8 are saved with the
 offline path's outputs (the shipped stand-in), which the tests can reproduce on any machine.
 """
 

@@ -20,10 +20,10 @@ that the kernels inherit, the unit tests through `pytest -p t4_limits`, the benc
 or runs out of time still reports it.
 
 The parts, most important first, each with a time limit inside one deadline (--deadline-s); the
-results (gpu_check.json, gpu_check.md, the full log gpu_check.log, the executed Chapter 7) are
+results (gpu_check.json, gpu_check.md, the full log gpu_check.log, the executed Chapter 8) are
 rewritten in --out after each, so a run stopped early keeps what it measured:
 
-1. Chapter 7's GPU choice, online, alone on the GPU: the chapter's cells up to the end of its first
+1. Chapter 8's GPU choice, online, alone on the GPU: the chapter's cells up to the end of its first
    complete fine-tuning, in a kernel, against scripts/local_hub.py serving GPT-2 checkpoints of
    random weights at the real shape and, as Alpaca's 52k, the shipped records plus a lengthened copy
    of each (`long_alpaca`), with the fine-tuning cut to --ch7-steps steps. Reports the peak memory
@@ -44,7 +44,7 @@ one). A T4's step is estimated as the measured step times 989 / 65 = 15.2; the s
 the GPU's own fp16 matrix-product rate and prints the ratio to 65 TFLOPS that it gives.
 
 --device cpu rehearses every line but the CUDA ones on a small subset (Chapter 1 under nbval,
-code/tests/test_model.py, Chapter 7 to its fine-tuning in its CPU run with a few steps, the
+code/tests/test_model.py, Chapter 8 to its fine-tuning in its CPU run with a few steps, the
 benchmark with few tokens): no memory cap, and peak memory reported as n/a.
 """
 
@@ -80,8 +80,8 @@ from execute_chapters import toc_chapters
 from local_hub import serve, write_random_gpt2
 from minigpt.memory import gib as memory_gib
 
-CHAPTER_7 = ROOT / "chapters" / "07_instruction_tuning.ipynb"
-GPT2_MEDIUM = "gpt2-medium"  # the base model of Chapter 7's GPU run
+CHAPTER_7 = ROOT / "chapters" / "08_instruction_tuning.ipynb"
+GPT2_MEDIUM = "gpt2-medium"  # the base model of Chapter 8's GPU run
 T4_FP16_TFLOPS = 65.0  # NVIDIA T4 datasheet, "Mixed Precision (FP16/FP32)"
 H200_FP16_TFLOPS = 989.0  # NVIDIA H200 datasheet: "FP16 Tensor Core" 1,979 TFLOPS with sparsity, halved
 PROBE_TAG = "GPU_CHECK_PROBE "
@@ -138,7 +138,7 @@ def markdown(data: dict) -> str:
     if env := parts.get("environment"):
         lines += [f"- {key}: {value}" for key, value in env.items()] + [""]
     if ch7 := parts.get("chapter7_online"):
-        lines += ["## Chapter 7's GPU choice, online (random GPT-2 weights)", ""]
+        lines += ["## Chapter 8's GPU choice, online (random GPT-2 weights)", ""]
         lines += [f"- {key}: {value}" for key, value in ch7.items() if key != "cells"] + [""]
     if chapters := parts.get("chapters"):
         columns = "chapter", "result", "cells passed / failed / skipped", "runtime", "peak allocated"
@@ -309,11 +309,11 @@ def fp16_matmul_tflops(n: int = 8192, repeats: int = 10) -> float:
     return repeats * 2 * n**3 / seconds / 1e12
 
 
-# --- 1. Chapter 7's GPU choice, online ---------------------------------------------------------------
+# --- 1. Chapter 8's GPU choice, online ---------------------------------------------------------------
 
 
 def chapter7_cells(nb, steps: int) -> None:
-    """Cut Chapter 7 after the cell that fine-tunes, cap the run's steps, and add the probe, in place.
+    """Cut Chapter 8 after the cell that fine-tunes, cap the run's steps, and add the probe, in place.
 
     The cap goes right after the cell that sets `run`; the cut after the first cell that trains a run
     to its end (`.train()`). The probe prints, as one JSON line, the run, the chapter's estimate of its
@@ -372,7 +372,7 @@ def long_alpaca(path: Path) -> Path:
     """Records in Alpaca's format for the local Hub to serve as Alpaca's 52k: the shipped records, and
     each again with an output lengthened past 1,500 characters (the next records' outputs appended).
 
-    Real Alpaca has records longer than Chapter 7's 256 tokens, and over a run's 1,500 steps of 16
+    Real Alpaca has records longer than Chapter 8's 256 tokens, and over a run's 1,500 steps of 16
     records some batch holds one, so the run's peak comes from a batch at its full length; here half
     the records are that long, so the first steps already show that peak."""
     from minigpt.instruct import load_instruction_data

@@ -1,7 +1,7 @@
 """Run chapters top to bottom on the online path, against a local Hub serving random GPT-2 weights.
 
-    python scripts/run_online_chapters.py chapters/05_gpt2.ipynb chapters/06_sampling.ipynb
-    python scripts/run_online_chapters.py chapters/07_instruction_tuning.ipynb \
+    python scripts/run_online_chapters.py chapters/06_gpt2.ipynb chapters/07_sampling.ipynb
+    python scripts/run_online_chapters.py chapters/08_instruction_tuning.ipynb \
         --file /some/path/alpaca.json=data/my_alpaca.json --out /tmp/online-run
 
 starts `scripts/local_hub.py` on 127.0.0.1 with GPT-2 checkpoints of random weights at the real shape
@@ -93,7 +93,7 @@ def run_chapter(path: Path, out_dir: Path) -> bool:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("chapters", nargs="+", type=Path, help="notebooks to run, e.g. chapters/05_gpt2.ipynb")
+    parser.add_argument("chapters", nargs="+", type=Path, help="notebooks to run, e.g. chapters/06_gpt2.ipynb")
     parser.add_argument("--sizes", nargs="+", default=["gpt2"], help="GPT-2 sizes the local Hub serves")
     parser.add_argument(
         "--hub-root",

@@ -1,8 +1,8 @@
-"""The spread between seeds of the trained comparisons that Chapters 2, 3 and 4 and Appendix A assert.
+"""The spread between seeds of the trained comparisons that Chapters 2, 3 and 5 and Appendix A assert.
 
     python scripts/seed_spread.py ch2                     # Chapter 2's attention models (about 4 min)
     python scripts/seed_spread.py ch3                     # Chapter 3's ablation (about 8 min)
-    python scripts/seed_spread.py ch4                     # Chapter 4's BPE GPT against its baselines (about 4 min)
+    python scripts/seed_spread.py ch5                     # Chapter 5's BPE GPT against its baselines (about 4 min)
     python scripts/seed_spread.py zh                      # Appendix A's three tokenizers (about 10 min)
     python scripts/seed_spread.py zh --lr 1e-2            # the same at another peak learning rate
     python scripts/seed_spread.py ch3 --seeds 1337 1 2 3  # other seeds
@@ -115,9 +115,9 @@ def ch3(seeds: list[int], only: list[str] | None = None) -> dict[str, list[float
     return results
 
 
-def ch4(seeds: list[int], only: list[str] | None = None) -> dict[str, list[float]]:
-    """Chapter 4: the BPE GPT of "Training a BPE GPT", scored on the whole validation split."""
-    ns = chapter_namespace("04_training.ipynb", ("bpe_config", "bpe_train", "unigram_loss", "bigram_loss"))
+def ch5(seeds: list[int], only: list[str] | None = None) -> dict[str, list[float]]:
+    """Chapter 5: the BPE GPT of "Training a BPE GPT", scored on the whole validation split."""
+    ns = chapter_namespace("05_training.ipynb", ("bpe_config", "bpe_train", "unigram_loss", "bigram_loss"))
     torch, Trainer, evaluate_loss = ns["torch"], ns["Trainer"], ns["evaluate_loss"]
     losses = []
     for seed in seeds:
@@ -152,7 +152,7 @@ def zh(seeds: list[int], only: list[str] | None = None, lr: float | None = None)
 EXPERIMENTS = {
     "ch2": (ch2, [1337, 1338, 1, 2, 3]),
     "ch3": (ch3, [1337, 1, 2, 3, 4, 5, 6, 7]),
-    "ch4": (ch4, [1337, 1, 2]),
+    "ch5": (ch5, [1337, 1, 2]),
     "zh": (zh, [1337, 1, 2, 3, 4]),
 }
 

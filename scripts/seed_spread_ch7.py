@@ -1,4 +1,4 @@
-"""Chapter 7's seed spread: exact match and stop rate of its two fine-tuning runs, over several seeds.
+"""Chapter 8's seed spread: exact match and stop rate of its two fine-tuning runs, over several seeds.
 
     python scripts/seed_spread_ch7.py                      # seeds 1337 (the chapter's), 1 and 2
     python scripts/seed_spread_ch7.py --seeds 1337 1 2 3

@@ -1,14 +1,14 @@
-"""Chapter 8's seed spread: held-out exact match and stop rate of on-policy DPO, over several seeds.
+"""Chapter 9's seed spread: held-out exact match and stop rate of on-policy DPO, over several seeds.
 
     python scripts/seed_spread_ch8.py                  # seeds 0 (the chapter's) to 4, about 7 min on a 2-core CPU
     python scripts/seed_spread_ch8.py --seeds 0 1 2
 
-Runs the chapter's on-policy recipe (`OnPolicyRun.for_run` of Chapter 7's stand-in run, on the CPU)
-once per seed: sample replies from Chapter 7's tuned model on the run's prompts, pair a right reply with
+Runs the chapter's on-policy recipe (`OnPolicyRun.for_run` of Chapter 8's stand-in run, on the CPU)
+once per seed: sample replies from Chapter 8's tuned model on the run's prompts, pair a right reply with
 a wrong one (the greedy reply first), train DPO with the chosen replies' NLL, and score greedy exact
 match on the chapter's 300 held-out tasks; beside it, the same steps of plain fine-tuning on the chosen
 replies alone, the NLL term without DPO's (the baseline DPO has to beat). The seed is both the sampling generator's and the Trainer's;
-the model, the prompts and the held-out records stay the chapter's. Chapter 7's model is read from the
+the model, the prompts and the held-out records stay the chapter's. Chapter 8's model is read from the
 cache, or rebuilt there first. Prints each seed's figures and their spread (largest less smallest).
 `ch8(seeds)` returns the same figures to another script.
 """
@@ -34,7 +34,7 @@ HELD_OUT = 300  # as in the chapter
 
 
 def ch8(seeds=(0, 1, 2, 3, 4), device: str = "cpu", verbose: bool = True, onpolicy: OnPolicyRun | None = None) -> dict:
-    """Chapter 7's held-out exact match and stop rate, and per seed those of on-policy DPO, with the spread.
+    """Chapter 8's held-out exact match and stop rate, and per seed those of on-policy DPO, with the spread.
     `onpolicy` replaces the chapter's run (`OnPolicyRun.for_run`), to measure another recipe."""
     enc, run = gpt2_tokenizer(), make_run("stand-in", device)
     sft = instruction_tuned_model(run, device, verbose=verbose)
@@ -78,7 +78,7 @@ def ch8(seeds=(0, 1, 2, 3, 4), device: str = "cpu", verbose: bool = True, onpoli
 
 def report(results: dict) -> None:
     print(results["run"])
-    print(f"Chapter 7's model: exact match {results['sft_exact']:.1%}, stop rate {results['sft_stop']:.0%} "
+    print(f"Chapter 8's model: exact match {results['sft_exact']:.1%}, stop rate {results['sft_stop']:.0%} "
           f"({HELD_OUT} held-out records)")
     for seed, row in results["seeds"].items():
         print(f"  seed {seed}: DPO exact match {row['dpo_exact']:.1%}, stop rate {row['dpo_stop']:.0%}, "
@@ -90,7 +90,7 @@ def report(results: dict) -> None:
     print(f"DPO plus NLL less the NLL term alone, per seed: " + ", ".join(f"{g * 100:+.1f}" for g in gap)
           + f" points (mean {statistics.mean(gap) * 100:+.1f})")
     print(f"spread of DPO's exact match over the seeds: {results['spread'] * 100:.1f} points; "
-          f"gain over Chapter 7 at the worst seed: {results['least_gain'] * 100:.1f} points")
+          f"gain over Chapter 8 at the worst seed: {results['least_gain'] * 100:.1f} points")
 
 
 def main(argv: list[str] | None = None) -> None:

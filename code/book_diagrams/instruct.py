@@ -1,4 +1,4 @@
-"""Chapter 7's diagrams: an instruction batch with its targets, and the chat's context window."""
+"""Chapter 8's diagrams: an instruction batch with its targets, and the chat's context window."""
 
 from __future__ import annotations
 

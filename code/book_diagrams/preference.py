@@ -1,4 +1,4 @@
-"""Chapter 8's diagrams: what a reward model reads, and the four log-probabilities of DPO's loss."""
+"""Chapter 9's diagrams: what a reward model reads, and the four log-probabilities of DPO's loss."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chapter 5's diagrams: what a checkpoint file holds, how it maps onto our GPT, and where it comes from."""
+"""Chapter 6's diagrams: what a checkpoint file holds, how it maps onto our GPT, and where it comes from."""
 
 from __future__ import annotations
 

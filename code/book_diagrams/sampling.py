@@ -1,4 +1,4 @@
-"""Chapter 6's pictures: the decoding rules in order, a batch with stop tokens, what the KV cache keeps,
+"""Chapter 7's pictures: the decoding rules in order, a batch with stop tokens, what the KV cache keeps,
 prefill and decode calls, and the window that slides past block_size."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chapter 4's diagrams: one training step with its learning-rate schedule, and what a checkpoint holds."""
+"""Chapter 5's diagrams: one training step with its learning-rate schedule, and what a checkpoint holds."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 import warnings
 
-from .bigram import BigramLanguageModel, counted_losses, counted_ngram_loss
+from .bigram import BigramLanguageModel, counted_losses, counted_ngram_loss, interpolated_losses
 from .data import (
     GPT2_BPE_RANKS,
     PREFERENCE_DATA,
@@ -92,6 +92,7 @@ __all__ = [
     "get_batch",
     "gpt2_tokenizer",
     "greedy",
+    "interpolated_losses",
     "load_base_model",
     "load_instruction_data",
     "load_preference_data",

@@ -1,9 +1,13 @@
-"""The bigram language model (Chapter 1): the next token depends on the current one only."""
+"""The bigram language model (Chapter 1): the next token depends on the current one only.
+
+`interpolated_losses` gives the counted baselines of a large vocabulary (Chapter 4's GPT-2 tokens).
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -127,4 +131,63 @@ def counted_losses(
         "uniform": math.log(vocab_size),
         "unigram": counted_ngram_loss(train_tokens, eval_tokens[1:], vocab_size, 1, smoothing),
         "bigram": counted_ngram_loss(train_tokens, eval_tokens, vocab_size, 2, smoothing),
+    }
+
+
+LAMBDA_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+
+
+def interpolated_losses(
+    train_tokens, eval_tokens, vocab_size: int, grid: tuple[float, ...] = LAMBDA_GRID
+) -> dict[str, float]:
+    """The losses on `eval_tokens[1:]` (mean NLL per token, nats) of counted models mixed with simpler ones.
+
+    Chapter 4 builds it step by step. The unigram is mixed with the uniform distribution,
+    lam_unigram * frequency + (1 - lam_unigram) / V; the bigram P(b | a) = N(a, b) / N(a) with that
+    unigram, lam_bigram * bigram + (1 - lam_bigram) * unigram (a token never seen as the first of a
+    pair: the unigram alone). Each lambda is the value of `grid` that scores best on the last tenth of
+    `train_tokens` with counts from the first nine tenths; the returned losses use counts from all of
+    `train_tokens`. Pairs are stored sparsely (as keys a * V + b), so a 50,257-token vocabulary fits.
+    Returns uniform, unigram and bigram losses and the two lambdas chosen.
+    """
+    train_ids = np.asarray(train_tokens, dtype=np.int64)
+    eval_ids = np.asarray(eval_tokens, dtype=np.int64)
+    for name, ids in (("train_tokens", train_ids), ("eval_tokens", eval_ids)):
+        if ids.ndim != 1 or len(ids) < 2:
+            raise ValueError(f"{name} must be a 1-D sequence of at least 2 token ids, got shape {ids.shape}")
+        if ids.min() < 0 or ids.max() >= vocab_size:
+            raise ValueError(f"{name} holds ids outside [0, {vocab_size}): {ids.min()} to {ids.max()}")
+    if len(train_ids) < 20:
+        raise ValueError(
+            f"train_tokens needs at least 20 tokens (a tenth to choose lambdas on), got {len(train_ids)}"
+        )
+    V = vocab_size
+
+    def count(ids):
+        pair_keys, pair_totals = np.unique(ids[:-1] * V + ids[1:], return_counts=True)
+        return np.bincount(ids, minlength=V), np.bincount(ids[:-1], minlength=V), pair_keys, pair_totals
+
+    def losses(counted, ids, lam_unigram, lam_bigram):
+        totals, first_totals, pair_keys, pair_totals = counted
+        previous, following = ids[:-1], ids[1:]
+        unigram = lam_unigram * totals / totals.sum() + (1 - lam_unigram) / V
+        keys = previous * V + following
+        at = np.minimum(np.searchsorted(pair_keys, keys), len(pair_keys) - 1)
+        pair = np.where(pair_keys[at] == keys, pair_totals[at], 0)
+        seen = first_totals[previous]
+        bigram = np.where(seen > 0, pair / np.maximum(seen, 1), unigram[following])
+        mixed = lam_bigram * bigram + (1 - lam_bigram) * unigram[following]
+        return -np.log(unigram[following]).mean(), -np.log(mixed).mean()
+
+    cut = int(0.9 * len(train_ids))
+    held_out = count(train_ids[:cut])
+    lam_unigram = min(grid, key=lambda lam: losses(held_out, train_ids[cut:], lam, 0)[0])
+    lam_bigram = min(grid, key=lambda lam: losses(held_out, train_ids[cut:], lam_unigram, lam)[1])
+    unigram_loss, bigram_loss = losses(count(train_ids), eval_ids, lam_unigram, lam_bigram)
+    return {
+        "uniform": math.log(V),
+        "unigram": float(unigram_loss),
+        "bigram": float(bigram_loss),
+        "lam_unigram": lam_unigram,
+        "lam_bigram": lam_bigram,
     }

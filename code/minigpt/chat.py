@@ -1,4 +1,4 @@
-"""Chat with a model in a terminal (Chapter 7): `minigpt chat --model FOLDER` (see minigpt.cli).
+"""Chat with a model in a terminal (Chapter 8): `minigpt chat --model FOLDER` (see minigpt.cli).
 
 The model folder says how to talk to the model (minigpt.pretrained.load_model):
 

@@ -1,4 +1,4 @@
-"""Checkpoints that survive a crash (Chapter 4).
+"""Checkpoints that survive a crash (Chapter 5; Appendix B says how).
 
 A checkpoint is a folder `step_000500/` inside the run's checkpoint directory holding
 

@@ -1,4 +1,4 @@
-"""DPO, Direct Preference Optimization (Chapter 8): tune the language model itself on preference pairs.
+"""DPO, Direct Preference Optimization (Chapter 9): tune the language model itself on preference pairs.
 
 DPO needs no reward model and no sampling while it trains. Its implicit reward of a reply is beta
 times how much more likely the policy (the model being tuned) finds it than the reference (a frozen
@@ -204,9 +204,9 @@ def evaluate_dpo(
 
 @dataclass(frozen=True)
 class OnPolicyRun:
-    """Chapter 8's on-policy DPO: sample on task prompts, pair a right reply with a wrong one, train.
+    """Chapter 9's on-policy DPO: sample on task prompts, pair a right reply with a wrong one, train.
 
-    `prompts` of Chapter 7's training tasks get `samples` replies each at `temperature` (and one greedy
+    `prompts` of Chapter 8's training tasks get `samples` replies each at `temperature` (and one greedy
     reply, the first candidate for rejection); DPO with `beta` and the chosen replies' NLL weighted by
     `nll_weight` then trains for `steps` steps of `batch_size` pairs at peak learning rate `lr`.
     """
@@ -237,7 +237,7 @@ class OnPolicyRun:
 
     @classmethod
     def for_run(cls, run, device: torch.device | str) -> "OnPolicyRun":
-        """The on-policy run for Chapter 7's `run` (a `minigpt.instruct.FineTuneRun`) on a device:
+        """The on-policy run for Chapter 8's `run` (a `minigpt.instruct.FineTuneRun`) on a device:
         the stand-in's sizes everywhere, bigger ones for GPT-2 on a CUDA GPU. GPT-2 on a CPU gets the
         stand-in's sizes at GPT-2's learning rate: the stand-in's would be tens of times too high for it."""
         sizes = ONPOLICY_CPU if run.base == "stand-in" or torch.device(device).type != "cuda" else ONPOLICY_GPU

@@ -1,4 +1,4 @@
-"""Generation: extend prompts one token at a time (Chapters 1, 3 and 6).
+"""Generation: extend prompts one token at a time (Chapters 1, 3 and 7).
 
 `generate` works for every language model of the course: any module whose forward takes token ids
 (B, T) and returns `(logits, loss)` with logits (B, T, vocab_size). It picks each next token with the

@@ -1,4 +1,4 @@
-"""Instruction fine-tuning data (Chapter 7): Alpaca's records and template, checkable tasks, batches.
+"""Instruction fine-tuning data (Chapter 8): Alpaca's records and template, checkable tasks, batches.
 
 A record in Alpaca's format is a dict of three strings: `instruction` (what to do), `input` (what
 to do it to; may be empty) and `output` (the response to learn). Training text is the record
@@ -93,7 +93,7 @@ ALPACA_52K_ENV = "MINIGPT_ALPACA_52K"  # "<url>#<git blob SHA-1>": another copy 
 
 # Stanford Alpaca's two prompt templates: with an input, and without one. The wording is Stanford's
 # (github.com/tatsu-lab/stanford_alpaca, train.py); Stanford's end at "### Response:", where these add
-# a newline, so that the response starts on a line of its own (Chapter 7 says so).
+# a newline, so that the response starts on a line of its own (Chapter 8 says so).
 PROMPT_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
     "Write a response that appropriately completes the request.\n\n"
@@ -504,7 +504,7 @@ FREE_SHARE = 0.8  # a run fits if its estimated peak is at most this share of th
 
 @dataclass(frozen=True)
 class FineTuneRun:
-    """One fine-tuning run of Chapter 7: the base model, the data it sees, and how it trains."""
+    """One fine-tuning run of Chapter 8: the base model, the data it sees, and how it trains."""
 
     base: str  # "stand-in" or a GPT-2 size ("gpt2", "gpt2-medium")
     steps: int
@@ -578,7 +578,7 @@ def make_run(
 def choose_run(
     device: torch.device | str, *, gpt2_on_cpu: bool = False, free_bytes: int | None = None
 ) -> RunChoice:
-    """Chapter 7's run for this device, and why.
+    """Chapter 8's run for this device, and why.
 
     On a CUDA GPU: the largest GPT-2 of GPU_BASES, in the largest micro-batch of MICRO_BATCHES, whose
     estimated peak memory is at most FREE_SHARE of the free memory (`free_bytes`, measured when not
@@ -618,7 +618,7 @@ def choose_run(
 def training_records(
     task_train: Sequence[dict], shipped_train: Sequence[dict], run: FineTuneRun, verbose: bool = True
 ) -> list[dict]:
-    """Chapter 7's training records: the generated tasks, the run's share of the shipped records, and
+    """Chapter 8's training records: the generated tasks, the run's share of the shipped records, and
     Stanford Alpaca's 52k records when the run asks for them and they can be downloaded."""
     records = [*task_train, *shipped_train[: run.shipped]]
     if run.alpaca_52k:
@@ -634,16 +634,16 @@ def training_records(
 
 
 # ----------------------------------------------------------------------------------------------
-# Chapter 7's tuned model, for the chapters after it
+# Chapter 8's tuned model, for the chapters after it
 
 TUNED_SUBDIR = "instruction-tuned"  # under cache_dir(): one model folder per recipe
-TASK_RECORDS, HELD_OUT, SPLIT_SEED = 1400, 100, 0  # Chapter 7's generated tasks and its two held-out splits
-SCORED_TASKS, SCORED_SEED = 300, 8  # the held-out tasks whose exact match Chapters 7 and 8 report
-TRAIN_SEED = 1337  # the Trainer's seed of Chapter 7's run
+TASK_RECORDS, HELD_OUT, SPLIT_SEED = 1400, 100, 0  # Chapter 8's generated tasks and its two held-out splits
+SCORED_TASKS, SCORED_SEED = 300, 8  # the held-out tasks whose exact match Chapters 8 and 9 report
+TRAIN_SEED = 1337  # the Trainer's seed of Chapter 8's run
 
 
 def recipe_key(run: FineTuneRun) -> str:
-    """A short hash of everything that makes Chapter 7's tuned model: the run, the data and the seed."""
+    """A short hash of everything that makes Chapter 8's tuned model: the run, the data and the seed."""
     recipe = {
         "run": asdict(run),
         "data": f"make_tasks({TASK_RECORDS}, seed={SPLIT_SEED}) and the shipped records, {HELD_OUT} of each held "
@@ -653,11 +653,11 @@ def recipe_key(run: FineTuneRun) -> str:
 
 
 def scored_tasks(count: int = SCORED_TASKS, seed: int = SCORED_SEED) -> list[dict]:
-    """The generated records whose exact match Chapters 7 and 8 report: `count` of them, none of them one
-    of Chapter 7's training tasks, so neither chapter ever trains on them, with the task kinds taking turns.
+    """The generated records whose exact match Chapters 8 and 9 report: `count` of them, none of them one
+    of Chapter 8's training tasks, so neither chapter ever trains on them, with the task kinds taking turns.
 
-    They are drawn with `make_tasks` from another `seed` than Chapter 7's tasks, and every record that is
-    also one of Chapter 7's training tasks is left out.
+    They are drawn with `make_tasks` from another `seed` than Chapter 8's tasks, and every record that is
+    also one of Chapter 8's training tasks is left out.
     """
     trained, _ = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
     seen = {(r["instruction"], r["input"]) for r in trained}
@@ -671,31 +671,31 @@ def scored_tasks(count: int = SCORED_TASKS, seed: int = SCORED_SEED) -> list[dic
 
 
 def instruction_tuned_dir(run: FineTuneRun) -> Path:
-    """The model folder where Chapter 7 saves the model `run` tunes: one per recipe, in the cache."""
+    """The model folder where Chapter 8 saves the model `run` tunes: one per recipe, in the cache."""
     return cache_dir() / TUNED_SUBDIR / f"{run.base}-{recipe_key(run)}"
 
 
 def chapter7_records(run: FineTuneRun, verbose: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
-    """Chapter 7's (training records, held-out task records, held-out shipped records) for `run`."""
+    """Chapter 8's (training records, held-out task records, held-out shipped records) for `run`."""
     task_train, task_held_out = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
     shipped_train, shipped_held_out = split_records(load_instruction_data(verbose), HELD_OUT, SPLIT_SEED)
     return training_records(task_train, shipped_train, run, verbose), task_held_out, shipped_held_out
 
 
 def instruction_tuned_model(run: FineTuneRun, device: torch.device | str, verbose: bool = True):
-    """Chapter 7's instruction-tuned model for `run`, in eval mode: read from the folder Chapter 7 saved
+    """Chapter 8's instruction-tuned model for `run`, in eval mode: read from the folder Chapter 8 saved
     it to (`instruction_tuned_dir`), or, when there is none (a fresh machine, Colab), rebuilt with
-    Chapter 7's recipe (the masked run) and saved there. Rebuilding the stand-in's run takes about
-    70 s of training on an idle 2-core CPU (Chapter 7 prints the time of its run)."""
+    Chapter 8's recipe (the masked run) and saved there. Rebuilding the stand-in's run takes about
+    70 s of training on an idle 2-core CPU (Chapter 8 prints the time of its run)."""
     folder = instruction_tuned_dir(run)
     # save_pretrained writes this file last, each file atomically: once it is there, the folder is whole
-    # (Chapters 7 and 8 may run at the same time, in two test processes, and both save here)
+    # (Chapters 8 and 9 may run at the same time, in two test processes, and both save here)
     if (folder / FOLDER_INFO_FILE).is_file():
         if verbose:
-            print(f"Chapter 7's tuned {run.base}: read from the cache ({TUNED_SUBDIR}/{folder.name})")
+            print(f"Chapter 8's tuned {run.base}: read from the cache ({TUNED_SUBDIR}/{folder.name})")
         return from_pretrained(folder, device=device).eval()
     if verbose:
-        print(f"Chapter 7's tuned {run.base}: not in the cache; rebuilding it with Chapter 7's recipe "
+        print(f"Chapter 8's tuned {run.base}: not in the cache; rebuilding it with Chapter 8's recipe "
               f"({run.steps} steps), then saving it to {TUNED_SUBDIR}/{folder.name}")
     if run.base == "stand-in":
         base = from_pretrained(standin_dir(), device=device)

@@ -1,6 +1,6 @@
 """How far a score measured on a finite set of held-out items can be trusted: 95 % intervals.
 
-Chapters 7 and 8 score models by exact match on a few hundred generated records. A score over n items
+Chapters 8 and 9 score models by exact match on a few hundred generated records. A score over n items
 is known only to within about 1 / sqrt(n) (about ±5 points at n = 300); these intervals say how much
 exactly, for one score (`wilson_interval`) and for the difference of two models scored on the same
 items (`paired_interval`).

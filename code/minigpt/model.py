@@ -1,11 +1,11 @@
-"""The GPT model (Chapters 2 and 3) and its key-value cache (Chapter 6).
+"""The GPT model (Chapters 2 and 3) and its key-value cache (Chapter 7).
 
 One file for the whole model, in the shape of GPT-2: token and position embeddings, a stack of
 pre-LayerNorm transformer blocks (causal self-attention, then a feed-forward MLP, each inside a
 residual connection), a final LayerNorm and a language-model head tied to the token embedding.
 
 Parameter names follow GPT-2's own checkpoints (`transformer.wte`, `transformer.h.0.attn.c_attn`,
-`transformer.h.0.mlp.c_fc`, ...), so that Chapter 5 can load OpenAI's weights by name:
+`transformer.h.0.mlp.c_fc`, ...), so that Chapter 6 can load OpenAI's weights by name:
 
     wte   word (token) embedding        ln_1, ln_2   LayerNorms before attention and MLP
     wpe   word position embedding       c_attn       the fused query/key/value projection
@@ -145,7 +145,7 @@ class LayerKVCache:
 
 
 class KVCache:
-    """The keys and values of every layer of a GPT, kept between forward passes (Chapter 6).
+    """The keys and values of every layer of a GPT, kept between forward passes (Chapter 7).
 
     Pass it to `GPT.forward(idx, cache=...)`: the first call (the prefill) runs the prompt and stores
     its keys and values; each later call runs only the new positions, at positions `length`,

@@ -1,4 +1,4 @@
-"""Preference tuning (Chapter 8): pairs of replies, one preferred over the other.
+"""Preference tuning (Chapter 9): pairs of replies, one preferred over the other.
 
 A preference record is an Alpaca record (`instruction`, `input`; `output` may be there too) with two
 responses: `chosen`, the preferred one, and `rejected`. Two things learn from such pairs:
@@ -14,7 +14,7 @@ can be checked (`minigpt.instruct.make_tasks`), a correct one chosen and a wrong
 (`onpolicy_pairs`), and best-of-n sampling.
 
 Batches of pairs. A pair is two sequences, prompt + chosen and prompt + rejected, each followed by
-end-of-text, as Chapter 7 encodes a record. `collate_pairs` lays them out as (B, 2, T): pairs first,
+end-of-text, as Chapter 8 encodes a record. `collate_pairs` lays them out as (B, 2, T): pairs first,
 so that the Trainer, which cuts batches along their first dimension (between processes), never
 separates a pair; `[:, 0]` holds the chosen replies and `[:, 1]` the rejected ones. The scored
 targets (`mask`) are the response's tokens and its end-of-text: a reply's log-probability includes
@@ -47,7 +47,7 @@ from .instruct import (
     scored_tasks,
     split_records,
 )
-from .intervals import wilson_interval  # noqa: F401 (Chapter 8 imports it from here)
+from .intervals import wilson_interval  # noqa: F401 (Chapter 9 imports it from here)
 
 PREFERENCE_FIELDS = ("instruction", "input", "chosen", "rejected")
 NON_EMPTY_FIELDS = ("instruction", "chosen", "rejected")
@@ -167,7 +167,7 @@ class PairBatch(NamedTuple):
 def collate_pairs(pairs: Sequence[EncodedPair], pad_id: int, max_length: int | None = None) -> PairBatch:
     """Pad both sequences of every pair to the batch's longest, and make targets and response masks.
 
-    Targets inside the prompt and after the end-of-text are IGNORE_INDEX, as in Chapter 7's collate
+    Targets inside the prompt and after the end-of-text are IGNORE_INDEX, as in Chapter 8's collate
     with masking, so `y` alone is also an instruction-tuning batch. A pair longer than `max_length`
     inputs is an error naming its record.
     """
@@ -381,12 +381,12 @@ def best_of_n(samples: Sequence[Sequence[Response]], scores: Sequence[Sequence[f
 def onpolicy_tasks(prompts: int, held_out: int = SCORED_TASKS) -> tuple[list[dict], list[dict]]:
     """(prompts to sample on, held-out records) of generated tasks for on-policy preference tuning.
 
-    The prompts are the first `prompts` of Chapter 7's training tasks (`make_tasks(1400, seed=0)` less its
-    100 held out), which the instruction-tuned model was trained on. The held-out records are Chapter 7's
-    scored ones (`scored_tasks`), none of Chapter 7's training tasks, so neither Chapter 7 nor preference
+    The prompts are the first `prompts` of Chapter 8's training tasks (`make_tasks(1400, seed=0)` less its
+    100 held out), which the instruction-tuned model was trained on. The held-out records are Chapter 8's
+    scored ones (`scored_tasks`), none of Chapter 8's training tasks, so neither Chapter 8 nor preference
     tuning ever trains on them; in them the task kinds take turns.
     """
     trained, _ = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
     if not 0 < prompts <= len(trained):
-        raise ValueError(f"prompts must be between 1 and {len(trained)} (Chapter 7's training tasks), got {prompts}")
+        raise ValueError(f"prompts must be between 1 and {len(trained)} (Chapter 8's training tasks), got {prompts}")
     return list(trained[:prompts]), scored_tasks(held_out)

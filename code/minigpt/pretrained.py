@@ -1,4 +1,4 @@
-"""GPT-2's published weights in our `GPT`, and our models saved in GPT-2's format (Chapter 5).
+"""GPT-2's published weights in our `GPT`, and our models saved in GPT-2's format (Chapter 6).
 
 A Hugging Face GPT-2 checkpoint is a folder with two files:
 
@@ -480,7 +480,7 @@ def _write_atomically(path: Path, write) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The base model of Chapters 5 to 7: GPT-2 when the Hub is reachable, else the stand-in
+# The base model of Chapters 6 to 8: GPT-2 when the Hub is reachable, else the stand-in
 
 
 class BaseModel(NamedTuple):

@@ -1,4 +1,4 @@
-"""A reward model (Chapter 8): a GPT that scores a reply to a prompt with one number.
+"""A reward model (Chapter 9): a GPT that scores a reply to a prompt with one number.
 
 The score is read where the model has seen the whole reply: the final hidden state (after the last
 LayerNorm) at the reply's last token, through a linear head. End-of-text is not part of what it

@@ -1,4 +1,4 @@
-"""Decoding rules (Chapter 6): how the next token is picked from a batch of logits.
+"""Decoding rules (Chapter 7): how the next token is picked from a batch of logits.
 
 Each rule is a small function on logits of shape (B, vocab_size), so it can be tested on its own and
 combined with the others in `next_token`, in the order most libraries use:

@@ -1,4 +1,4 @@
-"""The training loop (Chapters 3 and 4); `minigpt train` runs it from a shell (minigpt.cli).
+"""The training loop (Chapters 3 and 5); `minigpt train` runs it from a shell (minigpt.cli).
 
 `Trainer` is the loop every chapter that trains uses: AdamW with weight decay on matrices only,
 linear warmup then cosine decay, gradient clipping and accumulation, mixed precision chosen by the
@@ -113,7 +113,7 @@ def next_token_loss(
 class BatchSource(Protocol):
     """Training data that makes its own batches, for data that is not one long token sequence.
 
-    Instruction examples (Chapter 7) are separate sequences of different lengths, padded per batch,
+    Instruction examples (Chapter 8) are separate sequences of different lengths, padded per batch,
     with targets of -100 (F.cross_entropy's ignore_index) where no loss is taken. A Trainer with a
     loss function of its own may take batches of other tensors (e.g. preferred and rejected replies).
     """

@@ -181,3 +181,30 @@ def test_sampling_loop_diagram_appends_each_drawn_character_to_the_context():
     matplotlib.pyplot.close(fig)
     with pytest.raises(ValueError, match="at least 4 drawn characters"):
         bigram_diagrams.sampling_loop("\nK", steps=4)
+
+
+def test_interpolated_losses_match_a_hand_count():
+    # Training text 0 1 0 1 ... (20 tokens) over a vocabulary of 3, both lambdas fixed at 0.5:
+    #   unigram = 0.5 * (10/20, 10/20, 0) + 0.5 / 3 = (5/12, 5/12, 1/6)
+    #   after 0: always 1 -> P(1|0) = 1; after 1: always 0 -> P(2|1) = 0; 2 never first: unigram alone
+    train = [0, 1] * 10
+    evaluated = [0, 1, 2, 0]  # predicts 1 after 0, 2 after 1, 0 after 2
+    losses = minigpt.interpolated_losses(train, evaluated, vocab_size=3, grid=(0.5,))
+    assert losses["uniform"] == pytest.approx(math.log(3))
+    assert (losses["lam_unigram"], losses["lam_bigram"]) == (0.5, 0.5)
+    assert losses["unigram"] == pytest.approx(-(math.log(5 / 12) + math.log(1 / 6) + math.log(5 / 12)) / 3)
+    mixed = [0.5 * 1 + 0.5 * 5 / 12, 0.5 * 0 + 0.5 * 1 / 6, 5 / 12]
+    assert losses["bigram"] == pytest.approx(-sum(math.log(p) for p in mixed) / 3)
+
+
+def test_interpolated_losses_choose_lambdas_from_the_grid_and_reject_bad_input(char_data):
+    _, data = char_data
+    train, val = minigpt.train_val_split(data[:50_000])
+    losses = minigpt.interpolated_losses(train, val, 65)
+    assert losses["lam_unigram"] in minigpt.bigram.LAMBDA_GRID
+    assert losses["lam_bigram"] in minigpt.bigram.LAMBDA_GRID
+    assert losses["bigram"] < losses["unigram"] < losses["uniform"]
+    with pytest.raises(ValueError, match="outside"):
+        minigpt.interpolated_losses([0, 1] * 10, [0, 3], vocab_size=3)
+    with pytest.raises(ValueError, match="at least 20"):
+        minigpt.interpolated_losses([0, 1] * 5, [0, 1], vocab_size=3)

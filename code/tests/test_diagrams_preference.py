@@ -1,4 +1,4 @@
-"""Chapter 8's diagrams: the reward model's data flow and DPO's four log-probabilities."""
+"""Chapter 9's diagrams: the reward model's data flow and DPO's four log-probabilities."""
 
 import matplotlib
 

@@ -1,4 +1,4 @@
-"""Chapter 5's diagrams stay legible and true: labels inside the picture, none too small, none on another,
+"""Chapter 6's diagrams stay legible and true: labels inside the picture, none too small, none on another,
 and the safetensors picture states the sizes of the file it draws."""
 
 import json

@@ -1,4 +1,4 @@
-"""Chapter 6's diagrams say what the cache does: which positions each call runs, where tokens move."""
+"""Chapter 7's diagrams say what the cache does: which positions each call runs, where tokens move."""
 
 import matplotlib
 

@@ -1,4 +1,4 @@
-"""Chapter 4's diagrams draw what the package does: its schedule, and what its checkpoints hold."""
+"""Chapter 5's diagrams draw what the package does: its schedule, and what its checkpoints hold."""
 
 import matplotlib
 import numpy as np

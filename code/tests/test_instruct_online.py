@@ -1,4 +1,4 @@
-"""Chapter 7's online choices, against a local server speaking the Hub's download protocol.
+"""Chapter 8's online choices, against a local server speaking the Hub's download protocol.
 
 scripts/local_hub.py serves GPT-2 124M's files (random weights at the real shape, at the pinned
 revision) and a small file in Alpaca's format, on 127.0.0.1. The check runs in a fresh Python

@@ -169,7 +169,7 @@ def test_a_hub_without_the_pinned_revision_makes_the_loader_fall_back_and_say_wh
 
 
 def test_chapter5_online_choices_through_a_greedy_continuation(first_download, hub):
-    """Chapter 5 online: GPT-2 124M from the Hub, its loss on the first windows, greedy text as transformers'."""
+    """Chapter 6 online: GPT-2 124M from the Hub, its loss on the first windows, greedy text as transformers'."""
     _, _, cache = first_download
     code = """
         import torch, transformers
@@ -203,7 +203,7 @@ def test_chapter5_online_choices_through_a_greedy_continuation(first_download, h
 
 
 def test_chapter6_online_choices_through_each_rule_the_cache_and_the_command_line(first_download, hub):
-    """Chapter 6 online: GPT-2 124M, each decoding rule, stop tokens, stream, KV cache, the CLI with --model gpt2."""
+    """Chapter 7 online: GPT-2 124M, each decoding rule, stop tokens, stream, KV cache, the CLI with --model gpt2."""
     _, _, cache = first_download
     code = """
         import subprocess, sys

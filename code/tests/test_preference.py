@@ -540,7 +540,7 @@ def test_best_of_n_picks_the_top_scored_sample():
 
 
 # ---------------------------------------------------------------------------------------------
-# Chapter 8's additions: logits only where they are needed, greedy rejections, the on-policy run
+# Chapter 9's additions: logits only where they are needed, greedy rejections, the on-policy run
 
 
 def test_logits_at_equals_the_full_logits_at_those_positions():
