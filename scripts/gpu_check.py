@@ -26,7 +26,7 @@ rewritten in --out after each, so a run stopped early keeps what it measured:
 1. Chapter 8's GPU choice, online, alone on the GPU: the chapter's cells up to the end of its first
    complete fine-tuning, in a kernel, against scripts/local_hub.py serving GPT-2 checkpoints of
    random weights at the real shape and, as Alpaca's 52k, the shipped records plus a lengthened copy
-   of each (`long_alpaca`), with the fine-tuning cut to --ch7-steps steps. Reports the peak memory
+   of each (`long_alpaca`), with the fine-tuning cut to --ch8-steps steps. Reports the peak memory
    against the chapter's estimate (`run.memory().peak`) and the cap, and the step time measured,
    scaled to a T4 by the ratio of the two GPUs' fp16 throughput (below).
 2. Every chapter of _toc.yml under nbval, in order (their offline path, outputs compared with the
@@ -80,7 +80,7 @@ from execute_chapters import toc_chapters
 from local_hub import serve, write_random_gpt2
 from minigpt.memory import gib as memory_gib
 
-CHAPTER_7 = ROOT / "chapters" / "08_instruction_tuning.ipynb"
+CHAPTER_8 = ROOT / "chapters" / "08_instruction_tuning.ipynb"
 GPT2_MEDIUM = "gpt2-medium"  # the base model of Chapter 8's GPU run
 T4_FP16_TFLOPS = 65.0  # NVIDIA T4 datasheet, "Mixed Precision (FP16/FP32)"
 H200_FP16_TFLOPS = 989.0  # NVIDIA H200 datasheet: "FP16 Tensor Core" 1,979 TFLOPS with sparsity, halved
@@ -137,9 +137,9 @@ def markdown(data: dict) -> str:
     lines = [f"# GPU check on {data['device']} ({data.get('elapsed_s', 0):.0f} s in all)", ""]
     if env := parts.get("environment"):
         lines += [f"- {key}: {value}" for key, value in env.items()] + [""]
-    if ch7 := parts.get("chapter7_online"):
+    if ch8 := parts.get("chapter8_online"):
         lines += ["## Chapter 8's GPU choice, online (random GPT-2 weights)", ""]
-        lines += [f"- {key}: {value}" for key, value in ch7.items() if key != "cells"] + [""]
+        lines += [f"- {key}: {value}" for key, value in ch8.items() if key != "cells"] + [""]
     if chapters := parts.get("chapters"):
         columns = "chapter", "result", "cells passed / failed / skipped", "runtime", "peak allocated"
         columns += "peak reserved", "failing cells"
@@ -312,7 +312,7 @@ def fp16_matmul_tflops(n: int = 8192, repeats: int = 10) -> float:
 # --- 1. Chapter 8's GPU choice, online ---------------------------------------------------------------
 
 
-def chapter7_cells(nb, steps: int) -> None:
+def chapter8_cells(nb, steps: int) -> None:
     """Cut Chapter 8 after the cell that fine-tunes, cap the run's steps, and add the probe, in place.
 
     The cap goes right after the cell that sets `run`; the cut after the first cell that trains a run
@@ -324,7 +324,7 @@ def chapter7_cells(nb, steps: int) -> None:
     trains = [i for i in code if ".train()" in nb.cells[i].source and chooses and i > chooses[0]]
     if not chooses or not trains:
         raise ValueError(
-            f"{CHAPTER_7.name}: expected a code cell that sets `run = ...` and a later one that calls "
+            f"{CHAPTER_8.name}: expected a code cell that sets `run = ...` and a later one that calls "
             f"`.train()`; found `run =` in cells {chooses} and `.train()` after it in cells {trains}"
         )
     cap = nbformat.v4.new_code_cell(
@@ -389,7 +389,7 @@ def long_alpaca(path: Path) -> Path:
     return path
 
 
-def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit_s: float) -> dict:
+def chapter8_online(args, results: Results, work: Path, ipython_dir: Path, limit_s: float) -> dict:
     """Part 1 (see the module's docstring)."""
     from minigpt.instruct import git_blob_sha1
 
@@ -398,10 +398,10 @@ def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit
     write_random_gpt2(args.hub_root, args.hub_sizes)
     results.say(f"  done in {time.monotonic() - start:.0f} s")
     records = long_alpaca(work / "alpaca_data.json")
-    nb = nbformat.read(CHAPTER_7, as_version=4)
-    chapter7_cells(nb, args.ch7_steps)
-    peak_file = work / "peak-ch7-online.json"
-    record: dict = {"steps_cap": args.ch7_steps}
+    nb = nbformat.read(CHAPTER_8, as_version=4)
+    chapter8_cells(nb, args.ch8_steps)
+    peak_file = work / "peak-ch8-online.json"
+    record: dict = {"steps_cap": args.ch8_steps}
     with serve(args.hub_root, extra_files={"/alpaca_data.json": records}) as endpoint:
         alpaca = f"{endpoint}/alpaca_data.json#{git_blob_sha1(records.read_bytes())}"
         online = dict(HF_ENDPOINT=endpoint, HF_HOME=str(work / "hf-home"), MINIGPT_ALPACA_52K=alpaca)
@@ -412,7 +412,7 @@ def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit
         changes |= {"HF_HUB_OFFLINE": None, "HF_HUB_CACHE": None}  # online, with an empty cache
         with environment(**changes):  # the kernel inherits this environment
             record |= execute_with_limit(nb, limit_s, results)
-    nbformat.write(nb, results.out / "07_online_executed.ipynb")
+    nbformat.write(nb, results.out / "08_online_executed.ipynb")
     text = stream_text(nb)
     results.log(text)
     record["online"] = "Using OpenAI's GPT-2" in text
@@ -429,14 +429,14 @@ def chapter7_online(args, results: Results, work: Path, ipython_dir: Path, limit
         for key in ("max_memory_allocated", "max_memory_reserved"):  # the highest of both records
             values = [v for v in (figures[key], record[key]) if v is not None]
             figures[key] = record[key] = max(values) if values else None
-        record |= judge_chapter7(figures, args.device)
+        record |= judge_chapter8(figures, args.device)
     for key in ("result", "error", "online", "summary", "step_seconds_measured", "t4_estimate"):
         if key in record:
             results.say(f"  {key}: {record[key]}")
     return record
 
 
-def judge_chapter7(probe: dict, device: str) -> dict:
+def judge_chapter8(probe: dict, device: str) -> dict:
     """The probe's figures, and the issue's two claims: the peak within 25% of the estimate and under
     the cap; the step time measured, and scaled to a T4 by the datasheets' fp16 throughput."""
     judged = dict(probe)
@@ -478,7 +478,7 @@ def execute_with_limit(nb, limit_s: float, results: Results) -> dict:
         iopub_timeout=60,
         kernel_name="python3",
         record_timing=True,
-        resources={"metadata": {"path": str(CHAPTER_7.parent)}},  # the chapters' folder, as in Jupyter
+        resources={"metadata": {"path": str(CHAPTER_8.parent)}},  # the chapters' folder, as in Jupyter
     )
     outcome = {"result": "passed"}
     try:
@@ -645,8 +645,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cap-gib", type=float, help="memory cap in GiB (default: t4_limits' 14.5)")
     parser.add_argument("--chapters", nargs="*", type=Path, help="default: all (cuda), Chapter 1 (cpu)")
     parser.add_argument("--chapter-limit-s", type=float, default=150, help="per chapter under nbval")
-    parser.add_argument("--ch7-steps", type=int, help="fine-tuning steps of part 1 (default 200; cpu: 5)")
-    parser.add_argument("--ch7-limit-s", type=float, default=180)
+    parser.add_argument("--ch8-steps", type=int, help="fine-tuning steps of part 1 (default 200; cpu: 5)")
+    parser.add_argument("--ch8-limit-s", type=float, default=180)
     parser.add_argument(
         "--hub-sizes", nargs="+", default=[GPT2_MEDIUM, "gpt2"], help="GPT-2s the local Hub serves"
     )
@@ -655,7 +655,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--unit-limit-s", type=float, default=150)
     parser.add_argument("--benchmark-args", nargs="*", help="default: none; cpu: --new-tokens 8")
     parser.add_argument("--benchmark-limit-s", type=float, default=120)
-    parts = ["ch7", "chapters", "unit", "benchmark"]
+    parts = ["ch8", "chapters", "unit", "benchmark"]
     parser.add_argument("--parts", nargs="+", default=parts, choices=parts, help="which parts (default: all)")
     parser.add_argument("--fetch-wheels", action="store_true", help="download WHEELS into .whl/ and stop")
     args = parser.parse_args(argv)
@@ -664,7 +664,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.chapters = chosen or ([ROOT / "chapters/01_bigram.ipynb"] if cpu else toc_chapters())
     args.unit_tests = args.unit_tests or ["code/tests/test_model.py" if cpu else "code/tests"]
     args.benchmark_args = args.benchmark_args or (["--new-tokens", "8"] if cpu else [])
-    args.ch7_steps = args.ch7_steps or (5 if cpu else 200)
+    args.ch8_steps = args.ch8_steps or (5 if cpu else 200)
     if not args.fetch_wheels and args.out is None:
         parser.error("--out is required")
     return args
@@ -709,12 +709,12 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)
         ipython_dir = write_startup(work)
-        if "ch7" in args.parts:
+        if "ch8" in args.parts:
 
-            def run_chapter7(limit):
-                results.record("chapter7_online", chapter7_online(args, results, work, ipython_dir, limit))
+            def run_chapter8(limit):
+                results.record("chapter8_online", chapter8_online(args, results, work, ipython_dir, limit))
 
-            part("chapter7_online", args.ch7_limit_s, 0, run_chapter7)
+            part("chapter8_online", args.ch8_limit_s, 0, run_chapter8)
         benchmark_reserve = args.reserve_s if "benchmark" in args.parts else 0
         if "unit" in args.parts:  # beside the chapters: other processes, on the same GPU
             unit_peak = work / "peak-unit.json"

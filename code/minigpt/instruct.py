@@ -675,7 +675,7 @@ def instruction_tuned_dir(run: FineTuneRun) -> Path:
     return cache_dir() / TUNED_SUBDIR / f"{run.base}-{recipe_key(run)}"
 
 
-def chapter7_records(run: FineTuneRun, verbose: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
+def instruction_tuning_records(run: FineTuneRun, verbose: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
     """Chapter 8's (training records, held-out task records, held-out shipped records) for `run`."""
     task_train, task_held_out = split_records(make_tasks(TASK_RECORDS, seed=SPLIT_SEED), HELD_OUT, SPLIT_SEED)
     shipped_train, shipped_held_out = split_records(load_instruction_data(verbose), HELD_OUT, SPLIT_SEED)
@@ -705,7 +705,7 @@ def instruction_tuned_model(run: FineTuneRun, device: torch.device | str, verbos
             raise ValueError(f"{run.base} could not be loaded (the Hub is unreachable): use the stand-in's run")
         base = loaded.model
     enc = gpt2_tokenizer()
-    train_records, task_held_out, shipped_held_out = chapter7_records(run)
+    train_records, task_held_out, shipped_held_out = instruction_tuning_records(run)
     data = InstructionDataset(train_records, enc, run.max_length, mask_prompt=True)
     val_data = InstructionDataset(task_held_out + shipped_held_out, enc, run.max_length)
     trainer = Trainer(base, data, val_data, run.train_config(TRAIN_SEED), device=device)

@@ -354,7 +354,7 @@ def test_constant_answers_are_each_instructions_commonest_answer():
     ]
     assert constant_answers(records) == {"A?": "y", "B?": "z"}
 
-def test_scored_tasks_are_none_of_chapter_7s_training_tasks_and_kinds_take_turns():
+def test_scored_tasks_are_none_of_chapter_8s_training_tasks_and_kinds_take_turns():
     trained, _ = split_records(make_tasks(1400, seed=0), held_out=100, seed=0)
     scored = scored_tasks(70)
     key = lambda r: (r["instruction"], r["input"])  # noqa: E731

@@ -36,7 +36,7 @@ ALPACA_RECORDS = [
     {"instruction": f"Repeat the number {i}.", "input": "" if i % 2 else f"{i}", "output": f"{i}"} for i in range(23)
 ]
 
-CHAPTER_7_ONLINE = """
+CHAPTER_8_ONLINE = """
     from dataclasses import replace
 
     import torch
@@ -77,7 +77,7 @@ CHAPTER_7_ONLINE = """
 """
 
 
-def test_chapter_7_online_choices_train_and_generate(tmp_path):
+def test_chapter_8_online_choices_train_and_generate(tmp_path):
     local_hub = _local_hub()
     alpaca = tmp_path / "alpaca_data.json"
     alpaca.write_text(json.dumps(ALPACA_RECORDS))
@@ -94,7 +94,7 @@ def test_chapter_7_online_choices_train_and_generate(tmp_path):
             "MINIGPT_ALPACA_52K": f"{url}/data/alpaca_data.json#{git_blob_sha1(alpaca.read_bytes())}",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "code"), os.environ.get("PYTHONPATH")])),
         }
-        code = textwrap.dedent(CHAPTER_7_ONLINE)
+        code = textwrap.dedent(CHAPTER_8_ONLINE)
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     out = result.stdout
     assert result.returncode == 0, f"stdout:\n{out}\nstderr:\n{result.stderr}"

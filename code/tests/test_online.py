@@ -168,7 +168,7 @@ def test_a_hub_without_the_pinned_revision_makes_the_loader_fall_back_and_say_wh
     assert "using the course's stand-in instead" in out
 
 
-def test_chapter5_online_choices_through_a_greedy_continuation(first_download, hub):
+def test_chapter6_online_choices_through_a_greedy_continuation(first_download, hub):
     """Chapter 6 online: GPT-2 124M from the Hub, its loss on the first windows, greedy text as transformers'."""
     _, _, cache = first_download
     code = """
@@ -202,7 +202,7 @@ def test_chapter5_online_choices_through_a_greedy_continuation(first_download, h
     assert val_loss > 9.0  # random weights: near the uniform ln(50257) = 10.8, so the skip was due
 
 
-def test_chapter6_online_choices_through_each_rule_the_cache_and_the_command_line(first_download, hub):
+def test_chapter7_online_choices_through_each_rule_the_cache_and_the_command_line(first_download, hub):
     """Chapter 7 online: GPT-2 124M, each decoding rule, stop tokens, stream, KV cache, the CLI with --model gpt2."""
     _, _, cache = first_download
     code = """

@@ -585,7 +585,7 @@ def test_a_wrong_greedy_reply_is_rejected_first_and_a_right_one_chosen_first():
         onpolicy_pairs(records, samples, greedy[:2])
 
 
-def test_onpolicy_tasks_hold_out_records_chapter_7_never_trained_on():
+def test_onpolicy_tasks_hold_out_records_chapter_8_never_trained_on():
     from minigpt.instruct import TASKS, make_tasks, split_records
     from minigpt.preference import onpolicy_tasks
 
