@@ -9,7 +9,8 @@ chapter's 300 scored tasks (`scored_tasks`). The seed is the Trainer's, which dr
 batches; the base weights and the data stay the chapter's. Prints each seed's exact match and stop
 rate, the masked run's gain over the oracle constant (the commonest answer of each task among the
 scored records) with its paired 95% interval, the spread of each figure (largest less smallest), and
-how far each of the chapter's asserts is from failing at the worst seed. On 2 CPU cores a seed takes
+how far each of the chapter's asserts on exact match and stop rate is from failing at the worst
+seed (its asserts on single tasks are not measured here). On 2 CPU cores a seed takes
 about two minutes. `ch8(seeds)` returns the same figures to another script.
 """
 
@@ -45,7 +46,7 @@ ASSERTS = (
     ("exact match, masked, gain over the base model", "masked_exact_gain", 0.10),
     ("stop rate, masked, gain over the base model", "masked_stop_gain", 0.50),
     ("stop rate, unmasked, gain over the base model", "unmasked_stop_gain", 0.50),
-    ("exact match, masked, gain over the oracle constant (interval's low end)", "masked_oracle_low", 0.0),
+    ("exact match, masked, gain over the oracle constant", "masked_oracle_gain", 0.04),
 )
 
 
