@@ -3,18 +3,12 @@
 import base64
 import struct
 
-import matplotlib
+import matplotlib.pyplot as plt
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.pylabtools import print_figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-IPython = pytest.importorskip("IPython")
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.core.pylabtools import print_figure  # noqa: E402
-
-import minigpt  # noqa: E402
+import minigpt
 
 
 def png_size(data: bytes) -> tuple[int, int]:
