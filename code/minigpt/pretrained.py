@@ -589,9 +589,10 @@ def find_base_model(name: str = "gpt2") -> BaseCheckpoint:
         if weights_declared_random():
             print(f"Its weights are declared random ({RANDOM_WEIGHTS_ENV}=1): quality checks will be skipped.")
         return BaseCheckpoint(folder, source, False)
-    print(f"{problem}:")  # three lines, to fit a page of the book (80 columns)
-    print("using the course's stand-in instead, a small GPT-2-format model trained on")
-    print(f"Tiny Shakespeare (data/{STANDIN_DIR}, sha256 verified).")
+    print(
+        f"{problem}: using the course's stand-in instead, a small "
+        f"GPT-2-format model trained on Tiny Shakespeare (data/{STANDIN_DIR}, sha256 verified)."
+    )
     return BaseCheckpoint(standin_dir(), f"the course's stand-in (data/{STANDIN_DIR})", True)
 
 

@@ -31,11 +31,22 @@ EXEMPT = {
     ),
 }
 
-# Chapters being reworked elsewhere, to be fixed there: strict, so the mark must go once they pass.
+# Chapters still to be fixed, each with the reason: strict, so that a mark must go once its chapter passes.
 REWORKED = (
     "being reworked on another branch, to be wrapped there (its long lines are listed in issue 19's report)"
 )
-PENDING = {"04_training": REWORKED, "07_instruction_tuning": REWORKED}
+RERECORD = (
+    "its printing is wrapped on branch pages-outputs, but executed on the machine of that work its training "
+    "numbers or timings differ from the ones its prose quotes: to be re-recorded where the prose's were"
+)
+PENDING_CODE = {"04_training": REWORKED, "07_instruction_tuning": REWORKED}
+PENDING_OUTPUTS = {
+    "04_training": REWORKED,
+    "07_instruction_tuning": REWORKED,
+    **dict.fromkeys(
+        ["03_gpt", "05_gpt2", "06_sampling", "08_preference_tuning", "appendix_a_chinese"], RERECORD
+    ),
+}
 
 
 def columns(line: str) -> int:
@@ -52,13 +63,15 @@ def text_outputs(cell: dict):
             yield "text/plain", "".join(output["data"]["text/plain"])
 
 
-def too_wide(path: Path) -> list[str]:
-    """One line of report for each code or output line of `path` wider than LIMIT, not exempted."""
+def too_wide(path: Path, kinds: str = "all") -> list[str]:
+    """One line of report for each line of `path` wider than LIMIT and not exempted: of its code cells'
+    source (kinds="source"), of their text outputs (kinds="outputs") or both (kinds="all")."""
     found = []
     for index, cell in enumerate(json.loads(path.read_text())["cells"]):
         if cell["cell_type"] != "code":
             continue
-        texts = [("source", "".join(cell["source"])), *text_outputs(cell)]
+        texts = [("source", "".join(cell["source"]))] if kinds in ("all", "source") else []
+        texts += list(text_outputs(cell)) if kinds in ("all", "outputs") else []
         for kind, text in texts:
             for number, line in enumerate(text.splitlines(), start=1):
                 if columns(line) > LIMIT and not any(part in line for part in EXEMPT):
@@ -68,15 +81,29 @@ def too_wide(path: Path) -> list[str]:
     return found
 
 
-def chapter_param(path: Path):
-    marks = [pytest.mark.xfail(strict=True, reason=PENDING[path.stem])] if path.stem in PENDING else []
-    return pytest.param(path, id=path.stem, marks=marks)
+def chapters(pending: dict[str, str]):
+    return [
+        pytest.param(path, id=path.stem, marks=[pytest.mark.xfail(strict=True, reason=pending[path.stem])])
+        if path.stem in pending
+        else pytest.param(path, id=path.stem)
+        for path in CHAPTERS
+    ]
 
 
-@pytest.mark.parametrize("chapter", [chapter_param(p) for p in CHAPTERS])
-def test_code_and_output_lines_fit_the_page(chapter):
-    found = too_wide(chapter)
-    assert not found, f"{chapter.name}: {len(found)} lines wider than {LIMIT} columns:\n" + "\n".join(found)
+@pytest.mark.parametrize("chapter", chapters(PENDING_CODE))
+def test_code_lines_fit_the_page(chapter):
+    found = too_wide(chapter, "source")
+    assert not found, f"{chapter.name}: {len(found)} code lines wider than {LIMIT} columns:\n" + "\n".join(
+        found
+    )
+
+
+@pytest.mark.parametrize("chapter", chapters(PENDING_OUTPUTS))
+def test_output_lines_fit_the_page(chapter):
+    found = too_wide(chapter, "outputs")
+    assert not found, f"{chapter.name}: {len(found)} output lines wider than {LIMIT} columns:\n" + "\n".join(
+        found
+    )
 
 
 def test_the_width_check_sees_a_long_line(tmp_path):
