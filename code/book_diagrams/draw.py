@@ -31,8 +31,8 @@ COLORS = {
 }
 EDGE = "#444444"
 FONT = 11  # points; the smallest text a diagram uses is FONT - 2
-# 20 units wide = 8.4 inches, shown 840 px wide at matplotlib's default 100 dpi (the PNG holds twice
-# the pixels, see minigpt.setup_figures): a little over the book's text width, so it fits at ~800 px.
+# 20 units wide = 8.4 inches: 840 px at matplotlib's default 100 dpi (the PNG holds twice the pixels,
+# see minigpt.setup_figures), which the book scales to its text column (790 px at most) when shown.
 INCHES_PER_UNIT = 0.42
 
 
