@@ -31,7 +31,9 @@ COLORS = {
 }
 EDGE = "#444444"
 FONT = 11  # points; the smallest text a diagram uses is FONT - 2
-INCHES_PER_UNIT = 0.42  # 20 units wide = 8.4 inches, the book's text width at its default dpi
+# 20 units wide = 8.4 inches: 840 px at matplotlib's default 100 dpi (the PNG holds twice the pixels,
+# see minigpt.setup_figures), which the book scales to its text column (790 px at most) when shown.
+INCHES_PER_UNIT = 0.42
 
 
 def canvas(width: float, height: float, title: str | None = None) -> tuple[plt.Figure, plt.Axes]:
