@@ -26,7 +26,7 @@ from .generate import stream
 from .instruct import format_prompt
 from .sampling import SamplingRule
 
-HELP = "commands: /reset (forget the conversation), /temperature T, /top_p P, /quit (or Ctrl-D)"
+HELP = "commands: /reset (forget all), /temperature T, /top_p P, /quit (or Ctrl-D)"
 
 
 class Prompt(NamedTuple):
@@ -62,7 +62,7 @@ def chat_format(prompt_format: str, tokenizer) -> tuple[ChatFormat, str]:
         tokenizer.encode_ordinary(ALPACA.template("?"))
     except ValueError as error:
         return PLAIN, f"its tokenizer cannot write Alpaca's template ({error}), so it chats as {plain}"
-    return ALPACA, "instruction-tuned: each message goes alone into Alpaca's prompt template, as in training"
+    return ALPACA, "instruction-tuned: each message goes alone into Alpaca's template, as trained"
 
 
 class Conversation:

@@ -168,7 +168,7 @@ def test_an_instruction_model_gets_each_message_on_its_own():
 
 def test_an_instruction_model_chats_in_its_template_and_a_base_model_continues_text(models):
     tuned = run_chat(models["bangs"], "Say something.\n")
-    assert "instruction-tuned: each message goes alone into Alpaca's prompt template" in tuned.stdout
+    assert "instruction-tuned: each message goes alone into Alpaca's template" in tuned.stdout
     base = run_chat(models["base"], "Once upon a time\n")
     assert base.returncode == 0, base.stderr
     assert "this is a base model: each message is continued as plain text" in base.stdout

@@ -190,7 +190,7 @@ def test_gpt2_tokens_then_instruction_tuning_from_that_folder(home):
     out = ok(
         minigpt("chat", "--model", "tuned", "--max-new-tokens", "3", "--seed", "0", cwd=home, stdin="Hi\n")
     )
-    assert "instruction-tuned: each message goes alone into Alpaca's prompt template" in out
+    assert "instruction-tuned: each message goes alone into Alpaca's template" in out
     char_records = minigpt("train", "--data", "verses.json", "--tokenizer", "char", *SMALL_MODEL, cwd=home)
     assert (
         char_records.returncode == 1 and "need a tokenizer with an end-of-text token" in char_records.stderr
