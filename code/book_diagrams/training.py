@@ -68,7 +68,7 @@ def checkpoint_contents() -> plt.Figure:
     fig, ax = canvas(20, 9.6, "What a checkpoint holds, and what each part restores")
     # The run's folder, with the pointer and the folders it may hold.
     box(ax, 0.3, 0.4, 5.2, 8.4, "", color="plain")
-    label(ax, 0.55, 8.35, "runs/bpe/", ha="left", fontweight="bold")
+    label(ax, 0.55, 8.35, "runs/bpe/checkpoints/", ha="left", fontweight="bold")
     box(ax, 0.7, 6.8, 4.4, 0.95, "latest: 'step_000040'", color="norm", fontsize=FONT - 1)
     box(ax, 0.7, 4.6, 4.4, 1.5, "step_000040/\n(complete)", color="state", fontsize=FONT - 1)
     box(ax, 0.7, 2.7, 4.4, 1.3, "step_000030/\n(the one before)", color="plain", fontsize=FONT - 1)
