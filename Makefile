@@ -31,10 +31,12 @@ $(MATHJAX): offline/package.json offline/package-lock.json
 #   make test CPU=perturbed   the same tests with the CPU's arithmetic perturbed as another machine's would
 #                             be (what CI runs): outputs that only this CPU reproduces fail here too.
 # PyTorch's unvectorised kernels, MKL's generic code path and one thread each change float results in
-# their last bits. With one thread per kernel, two test processes share the cores (pytest-xdist; each
-# notebook stays in one process, so its cells run in order in one kernel).
+# their last bits; scripts/perturbed_cpu/sitecustomize.py draws dropout masks as another CPU would.
+# With one thread per kernel, two test processes share the cores (pytest-xdist; each notebook stays in
+# one process, so its cells run in order in one kernel).
 CPU ?= native
-PERTURBED_ENV := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1
+PERTURBED_ENV := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1 \
+	PYTHONPATH=$(CURDIR)/scripts/perturbed_cpu
 ifeq ($(CPU),perturbed)
 TEST_ENV := $(PERTURBED_ENV)
 TEST_ARGS := -n 2 --dist loadfile
