@@ -692,11 +692,13 @@ def instruction_tuned_model(run: FineTuneRun, device: torch.device | str, verbos
     # (Chapters 8 and 9 may run at the same time, in two test processes, and both save here)
     if (folder / FOLDER_INFO_FILE).is_file():
         if verbose:
-            print(f"Chapter 8's tuned {run.base}: read from the cache ({TUNED_SUBDIR}/{folder.name})")
+            print(f"Chapter 8's tuned {run.base}: read from the cache")  # two lines: fits the book's page
+            print(f"  ({TUNED_SUBDIR}/{folder.name})")
         return from_pretrained(folder, device=device).eval()
     if verbose:
-        print(f"Chapter 8's tuned {run.base}: not in the cache; rebuilding it with Chapter 8's recipe "
-              f"({run.steps} steps), then saving it to {TUNED_SUBDIR}/{folder.name}")
+        print(f"Chapter 8's tuned {run.base}: not in the cache; rebuilding it")
+        print(f"  with Chapter 8's recipe ({run.steps} steps), then saving it to")
+        print(f"  {TUNED_SUBDIR}/{folder.name}")
     if run.base == "stand-in":
         base = from_pretrained(standin_dir(), device=device)
     else:
