@@ -30,6 +30,7 @@ import json
 import os
 import re
 import socket
+import textwrap
 import threading
 import urllib.error
 import urllib.request
@@ -561,6 +562,12 @@ def check_quality(base: BaseModel | BaseCheckpoint, claim: str, holds: bool) -> 
         raise AssertionError(f"quality check failed for {base.source}: {claim}")
 
 
+def _print_lines(text: str, width: int = 80) -> None:
+    """Print `text` line by line, each line wrapped at spaces to `width` columns (the book's page)."""
+    for line in text.split("\n"):
+        print(textwrap.fill(line, width, break_on_hyphens=False))
+
+
 def find_base_model(name: str = "gpt2") -> BaseCheckpoint:
     """The folder of GPT-2 `name` (the local cache, else the Hub), or offline the stand-in's; says which.
 
@@ -576,22 +583,25 @@ def find_base_model(name: str = "gpt2") -> BaseCheckpoint:
     except LocalEntryNotFoundError:
         folder, where = None, "the Hugging Face Hub"
         reachable, reason = hub_reachable()
-        problem = f"The Hugging Face Hub is not reachable ({reason})"
+        problem = f"The Hugging Face Hub is not reachable ({reason})."
         if reachable:
             try:
                 folder = download_gpt2(name)
             except RevisionNotFoundError:
-                problem = f"The Hugging Face Hub has no commit {size.revision} of {size.repo_id}, which this course pins"
+                problem = (
+                    f"The Hugging Face Hub has no commit {size.revision}\n"
+                    f"of {size.repo_id}, which this course pins."
+                )
             except OSError as error:  # huggingface_hub's HTTP and connection errors are OSErrors
-                problem = f"GPT-2 could not be downloaded from the Hugging Face Hub ({' '.join(str(error).split())})"
+                problem = f"GPT-2 could not be downloaded from the Hugging Face Hub\n({' '.join(str(error).split())})."
     if folder is not None:
-        print(f"Using OpenAI's GPT-2 {name} ({source}) from {where}.")
+        _print_lines(f"Using OpenAI's GPT-2 {name} from {where}\n({source}).")
         if weights_declared_random():
-            print(f"Its weights are declared random ({RANDOM_WEIGHTS_ENV}=1): quality checks will be skipped.")
+            _print_lines(f"Its weights are declared random ({RANDOM_WEIGHTS_ENV}=1):\nquality checks will be skipped.")
         return BaseCheckpoint(folder, source, False)
-    print(
-        f"{problem}: using the course's stand-in instead, a small "
-        f"GPT-2-format model trained on Tiny Shakespeare (data/{STANDIN_DIR}, sha256 verified)."
+    _print_lines(
+        f"{problem}\nUsing the course's stand-in instead, a small GPT-2-format model trained on\n"
+        f"Tiny Shakespeare (data/{STANDIN_DIR}, sha256 verified)."
     )
     return BaseCheckpoint(standin_dir(), f"the course's stand-in (data/{STANDIN_DIR})", True)
 

@@ -93,7 +93,7 @@ def first_download(hub, tmp_path_factory):
 def test_the_first_call_checks_the_hub_then_downloads_both_files_at_the_pinned_revision(first_download, hub):
     out, requests, cache = first_download
     assert "reachable: (True, '')" in out
-    assert f"Using OpenAI's GPT-2 gpt2 ({GPT2.repo_id} at revision {GPT2.revision[:7]}) from the Hugging Face Hub." in out
+    assert f"Using OpenAI's GPT-2 gpt2 from the Hugging Face Hub\n({GPT2.repo_id} at revision {GPT2.revision[:7]})." in out
     assert "Its weights are declared random (MINIGPT_RANDOM_WEIGHTS=1)" in out
     assert "HEAD /" in requests
     for file in ("config.json", "model.safetensors"):
@@ -109,7 +109,7 @@ def test_a_second_call_uses_the_cache_without_asking_the_hub(first_download, hub
     _, _, cache = first_download
     before = len(hub.log)
     out = run_online("from minigpt.pretrained import find_base_model; find_base_model('gpt2')", hub.endpoint, cache)
-    assert "from the local Hugging Face cache." in out
+    assert "Using OpenAI's GPT-2 gpt2 from the local Hugging Face cache\n(" in out
     assert downloads(hub.log[before:]) == []
 
 
@@ -164,8 +164,8 @@ def test_a_hub_without_the_pinned_revision_makes_the_loader_fall_back_and_say_wh
             endpoint,
             tmp_path / "cache",
         )
-    assert f"The Hugging Face Hub has no commit {GPT2.revision} of {GPT2.repo_id}, which this course pins" in out
-    assert "using the course's stand-in instead" in out
+    assert f"The Hugging Face Hub has no commit {GPT2.revision}\nof {GPT2.repo_id}, which this course pins." in out
+    assert "Using the course's stand-in instead" in out
 
 
 def test_chapter6_online_choices_through_a_greedy_continuation(first_download, hub):

@@ -337,6 +337,7 @@ def test_offline_without_a_cached_copy_falls_back_to_the_standin(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "HF_HUB_OFFLINE is set" in result.stdout and "stand-in" in result.stdout
+    assert all(len(line) <= 80 for line in result.stdout.splitlines()), result.stdout  # the book's page
 
 
 def test_an_unreachable_hub_falls_back_to_the_standin(tmp_path):
@@ -353,6 +354,7 @@ def test_an_unreachable_hub_falls_back_to_the_standin(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "The Hugging Face Hub is not reachable" in result.stdout and "HF_HUB_OFFLINE" not in result.stdout
+    assert all(len(line) <= 80 for line in result.stdout.splitlines()), result.stdout  # the book's page
 
 
 def test_standin_is_verified_by_sha256(tmp_path, monkeypatch):
