@@ -79,9 +79,9 @@ def run_chapter(path: Path, out_dir: Path) -> bool:
     online = any(ONLINE_SIGN in line for line in lines)
     passed = not error and online
     print(f"{path.name}: {'passed' if passed else 'FAILED'} in {elapsed:.0f} s (executed copy: {out_dir / path.name})")
-    for line in lines:
-        if line.startswith(REPORTED):
-            print(f"    {line}")
+    for line, next_line in zip(lines, lines[1:] + [""]):
+        if line.startswith(REPORTED):  # with its next line: find_base_model's messages take two
+            print(f"    {line} {next_line}")
     slowest = sorted(((cell_seconds(c), i) for i, c in enumerate(nb.cells) if c.cell_type == "code"), reverse=True)
     print("    slowest cells (index: seconds): " + ", ".join(f"{i}: {s:.0f}" for s, i in slowest[:5]))
     if error:
