@@ -125,12 +125,12 @@ def data_path(file: DataFile, verbose: bool = True) -> Path:
         if path.is_file():
             verify_sha256(path, file.sha256)
             if verbose:
-                print(f"{file.name}: using the copy shipped in the course's data/ folder (sha256 verified)")
+                print(f"{file.name}: shipped copy in data/ (sha256 verified)")
             return path
     path = cache_dir() / file.name
     if not path.is_file():
         if verbose:
-            print(f"{file.name}: not shipped here, downloading it from {file.url}")
+            print(f"{file.name}: not shipped here, downloading it from\n  {file.url}")
         content = fetch(file.url, file.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(path.suffix + ".part")
@@ -140,7 +140,7 @@ def data_path(file: DataFile, verbose: bool = True) -> Path:
     else:
         verify_sha256(path, file.sha256)
         if verbose:
-            print(f"{file.name}: using the copy downloaded earlier to the cache (sha256 verified)")
+            print(f"{file.name}: downloaded earlier to the cache (sha256 verified)")
     return path
 
 

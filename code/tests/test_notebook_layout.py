@@ -23,23 +23,8 @@ CHAPTERS = [
 ]
 LIMIT = 80  # columns: fits the book's code column from a 1366 px screen up, and nearly so on a tablet
 
-# Output lines allowed past LIMIT in every chapter, each with the reason: {text in the line: reason}.
-EXEMPT = {
-    "using the copy shipped in the course's data/ folder (sha256 verified)": (
-        "printed by minigpt's data loaders in most chapters; shortening it changes the committed "
-        "outputs of the chapters whose re-recording waits (RERECORD below): shorten it with them"
-    ),
-}
-
 # Chapters still to be fixed, each with the reason: strict, so that a mark must go once its chapter passes.
-RERECORD = (
-    "its printing is wrapped on branch pages-outputs, but executed on the machine of that work its training "
-    "numbers or timings differ from the ones its prose quotes: to be re-recorded where the prose's were"
-)
-PENDING_OUTPUTS = dict.fromkeys(
-    ["03_gpt", "06_gpt2", "07_sampling", "09_preference_tuning", "appendix_a_chinese"],
-    RERECORD,
-)
+PENDING_OUTPUTS: dict[str, str] = {}
 
 
 def columns(line: str) -> int:
@@ -57,7 +42,7 @@ def text_outputs(cell: dict):
 
 
 def too_wide(path: Path, kinds: str = "all") -> list[str]:
-    """One line of report for each line of `path` wider than LIMIT and not exempted: of its code cells'
+    """One line of report for each line of `path` wider than LIMIT: of its code cells'
     source (kinds="source"), of their text outputs (kinds="outputs") or both (kinds="all")."""
     found = []
     for index, cell in enumerate(json.loads(path.read_text())["cells"]):
@@ -67,7 +52,7 @@ def too_wide(path: Path, kinds: str = "all") -> list[str]:
         texts += list(text_outputs(cell)) if kinds in ("all", "outputs") else []
         for kind, text in texts:
             for number, line in enumerate(text.splitlines(), start=1):
-                if columns(line) > LIMIT and not any(part in line for part in EXEMPT):
+                if columns(line) > LIMIT:
                     found.append(
                         f"cell {index} {kind} line {number}: {columns(line)} columns: {line[:50]}..."
                     )
