@@ -49,7 +49,7 @@ FLOAT32_PER_LAYER, COMPUTE_PER_LAYER = 2, 15
 
 
 # The parts of an estimate, in the order of a table, and their labels. The peak counts the first three,
-# then the next three (alive when backward starts) or the gradients, whichever are more.
+# then the next three (alive when backward starts) or, instead, the gradients, whichever are more.
 PARTS = {
     "weights": "weights (float32)",
     "other_models": "other models kept (float32)",
@@ -57,7 +57,7 @@ PARTS = {
     "autocast_copies": "fp16/bf16 copies of the weights",
     "activations": "activations kept for backward",
     "logits_and_loss": "logits and loss",
-    "gradients": "gradients (if more than the 3 above)",
+    "gradients": "gradients (instead, if larger)",
 }
 
 
