@@ -77,7 +77,7 @@ def dpo_loss_fn(reference: nn.Module, beta: float, nll_weight: float = 0.0) -> L
     costs one forward pass per batch, without backward.
 
     With `nll_weight` > 0, the loss adds that weight times the chosen replies' negative log-likelihood
-    per token (`chosen_nll`), as in RPO (Pang et al., 2024, "Iterative Reasoning Preference
+    per token (`chosen_nll`), as in Iterative RPO (Pang et al., 2024, "Iterative Reasoning Preference
     Optimization"): DPO alone only widens the gap between the two replies, and can lower both.
     """
     if not beta > 0:
