@@ -686,7 +686,7 @@ def instruction_tuned_model(run: FineTuneRun, device: torch.device | str, verbos
     """Chapter 8's instruction-tuned model for `run`, in eval mode: read from the folder Chapter 8 saved
     it to (`instruction_tuned_dir`), or, when there is none (a fresh machine, Colab), rebuilt with
     Chapter 8's recipe (the masked run) and saved there. Rebuilding the stand-in's run takes about
-    70 s of training on an idle 2-core CPU (Chapter 8 prints the time of its run)."""
+    a minute of training on an idle 2-core CPU (Chapter 8 prints the time of its run)."""
     folder = instruction_tuned_dir(run)
     # save_pretrained writes this file last, each file atomically: once it is there, the folder is whole
     # (Chapters 8 and 9 may run at the same time, in two test processes, and both save here)
