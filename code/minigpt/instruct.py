@@ -110,6 +110,42 @@ PROMPT_NO_INPUT = (
 # Records: loading and validating
 
 
+def check_record_fields(
+    record: object,
+    label: str,
+    fields: Sequence[str],
+    *,
+    kind: str,
+    non_empty: Sequence[str],
+    optional: Sequence[str] = (),
+) -> dict:
+    """Raise ValueError, naming `label` and the field, unless `record` is an object with string `fields`.
+
+    The `non_empty` fields must hold more than white space; an `optional` field, if present, must be a
+    string too. `kind` names the record in the messages ("an instruction record").
+    """
+    listed = ", ".join(fields)
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{label} has type {type(record).__name__}, expected an object with the fields {listed}"
+        )
+    for field in fields:
+        if field not in record:
+            raise ValueError(
+                f"{label} has no '{field}' field ({kind} needs {listed}; "
+                "use an empty string for an input that is not needed)"
+            )
+    for field in (*fields, *optional):
+        if field in record and not isinstance(record[field], str):
+            raise ValueError(
+                f"{label}, field '{field}' has type {type(record[field]).__name__}, expected a string"
+            )
+    for field in non_empty:
+        if not record[field].strip():
+            raise ValueError(f"{label}, field '{field}' is empty; {kind} needs a non-empty {field}")
+    return record
+
+
 def validate_records(records: object, source: str = "the records") -> list[dict]:
     """Check that `records` is a list of Alpaca records; return it, or raise naming the first fault.
 
@@ -119,24 +155,9 @@ def validate_records(records: object, source: str = "the records") -> list[dict]
     if not isinstance(records, list):
         raise ValueError(f"{source}: expected a JSON list of records, got {type(records).__name__}")
     for i, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise ValueError(
-                f"{source}: record {i} has type {type(record).__name__}, expected an object "
-                f"with the fields {', '.join(FIELDS)}"
-            )
-        for field in FIELDS:
-            if field not in record:
-                raise ValueError(
-                    f"{source}: record {i} has no '{field}' field (it needs {', '.join(FIELDS)}; "
-                    "use an empty string for an input that is not needed)"
-                )
-            if not isinstance(record[field], str):
-                raise ValueError(
-                    f"{source}: record {i}, field '{field}' has type {type(record[field]).__name__}, "
-                    "expected a string"
-                )
-        if not record["instruction"].strip():
-            raise ValueError(f"{source}: record {i}, field 'instruction' is empty; every record needs one")
+        check_record_fields(
+            record, f"{source}: record {i}", FIELDS, kind="an instruction record", non_empty=["instruction"]
+        )
     return records
 
 

@@ -41,6 +41,7 @@ from .instruct import (
     SPLIT_SEED,
     TASK_RECORDS,
     Response,
+    check_record_fields,
     exact_match,
     format_prompt,
     make_tasks,
@@ -59,28 +60,14 @@ NON_EMPTY_FIELDS = ("instruction", "chosen", "rejected")
 
 def check_preference_record(record: object, label: str = "the record") -> dict:
     """Raise ValueError, naming `label` and the field, unless `record` is a preference record."""
-    if not isinstance(record, dict):
-        raise ValueError(
-            f"{label} has type {type(record).__name__}, expected an object with the fields "
-            f"{', '.join(PREFERENCE_FIELDS)}"
-        )
-    for field in PREFERENCE_FIELDS:
-        if field not in record:
-            raise ValueError(
-                f"{label} has no '{field}' field (a preference record needs {', '.join(PREFERENCE_FIELDS)}; "
-                "use an empty string for an input that is not needed)"
-            )
-    for field in (*PREFERENCE_FIELDS, "output"):
-        if field in record and not isinstance(record[field], str):
-            raise ValueError(
-                f"{label}, field '{field}' has type {type(record[field]).__name__}, expected a string"
-            )
-    for field in NON_EMPTY_FIELDS:
-        if not record[field].strip():
-            raise ValueError(
-                f"{label}, field '{field}' is empty; a preference record needs a non-empty {field}"
-            )
-    return record
+    return check_record_fields(
+        record,
+        label,
+        PREFERENCE_FIELDS,
+        kind="a preference record",
+        non_empty=NON_EMPTY_FIELDS,
+        optional=["output"],
+    )
 
 
 def validate_preference_records(records: object, source: str = "the records") -> list[dict]:

@@ -25,8 +25,9 @@ def models(tmp_path_factory):
     }
 
 
-def run_chat(model_dir, lines: str, *options: str) -> subprocess.CompletedProcess:
-    command = [
+def chat_command(model_dir, *options: str) -> list[str]:
+    """The chat CLI on the CPU, replies at most MAX_NEW tokens long."""
+    return [
         sys.executable,
         "-m",
         "minigpt",
@@ -37,10 +38,12 @@ def run_chat(model_dir, lines: str, *options: str) -> subprocess.CompletedProces
         "cpu",
         "--max-new-tokens",
         str(MAX_NEW),
-        "--seed",
-        "0",
         *options,
     ]
+
+
+def run_chat(model_dir, lines: str, *options: str) -> subprocess.CompletedProcess:
+    command = chat_command(model_dir, "--seed", "0", *options)
     return subprocess.run(command, input=lines, capture_output=True, text=True, timeout=120)
 
 
@@ -114,20 +117,8 @@ def test_bad_options_are_refused(models):
 
 
 def test_ctrl_c_leaves_cleanly(models):
-    command = [
-        sys.executable,
-        "-m",
-        "minigpt",
-        "chat",
-        "--model",
-        str(models["bangs"]),
-        "--device",
-        "cpu",
-        "--max-new-tokens",
-        str(MAX_NEW),
-    ]
     chat = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        chat_command(models["bangs"]), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert chat.stdout.readline().startswith("chatting with")  # the banner: the model is loaded
     assert chat.stdout.readline().startswith("instruction-tuned")  # how it chats
