@@ -43,20 +43,22 @@ def line_as_tokens(text: str, tokenizations: dict[str, list[bytes]]) -> plt.Figu
     def row_y(r: int) -> float:
         return 1.7 + (rows - 1 - r) * ROW
 
-    def draw_row(r: int, name: str, pieces: list[bytes], labels: list[str], cut_colour: bool) -> None:
+    def draw_row(r: int, name: str, pieces: list[bytes], labels: list[str], shade: bool = True) -> None:
+        """One row of boxes; shaded by whether each piece is whole characters, or plain (`shade=False`)."""
         y = row_y(r)
         label(ax, LEFT - 0.25, y + 0.45, name, fontsize=FONT - 1, ha="right")
         offsets = _boundaries(pieces)
         for piece, start, end, text_label in zip(pieces, offsets, offsets[1:], labels):
             whole = start in char_starts and end in char_starts
-            colour = "token" if whole or not cut_colour else "attention"
+            colour = "plain" if not shade else "token" if whole else "attention"
             box(ax, LEFT + start * CELL + 0.04, y, (end - start) * CELL - 0.08, 0.9, text_label,
                 color=colour, fontsize=FONT - 2, rounded=False)
 
-    draw_row(0, f"characters: {len(text)}", char_bytes, [f"U+{ord(c):04X}" for c in text], cut_colour=False)
-    draw_row(1, f"UTF-8 bytes: {len(data)}", [bytes([b]) for b in data], [f"{b:02x}" for b in data], cut_colour=False)
+    draw_row(0, f"characters: {len(text)}", char_bytes, [f"U+{ord(c):04X}" for c in text])
+    # the bytes are the ruler the tokens are laid on, not a tokenization: left plain
+    draw_row(1, f"UTF-8 bytes: {len(data)}", [bytes([b]) for b in data], [f"{b:02x}" for b in data], shade=False)
     for r, (name, pieces) in enumerate(tokenizations.items(), start=2):
-        draw_row(r, f"{name}: {len(pieces)}", pieces, [""] * len(pieces), cut_colour=True)
+        draw_row(r, f"{name}: {len(pieces)}", pieces, [""] * len(pieces))
     box(ax, LEFT, 0.3, 0.8, 0.6, color="token", rounded=False)
     label(ax, LEFT + 1.0, 0.6, "whole characters", fontsize=FONT - 1, ha="left")
     box(ax, LEFT + 6.2, 0.3, 0.8, 0.6, color="attention", rounded=False)
