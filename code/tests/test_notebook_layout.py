@@ -7,7 +7,8 @@ away). A longer line does not wrap: its block scrolls sideways and the end of th
 sight. So no code line and no text output line (printed streams, text/plain results) may be wider
 than LIMIT columns. A wide character (CJK) takes two columns, as in a monospace font.
 
-Markdown is not checked: prose wraps.
+Prose wraps, but a code block in the prose (a worked solution, a shell command) does not: its lines
+are held to the same LIMIT. A MyST directive's fence (```{admonition}) holds prose, not code.
 """
 
 import json
@@ -59,6 +60,34 @@ def too_wide(path: Path, kinds: str = "all") -> list[str]:
     return found
 
 
+FENCE = re.compile(r"^\s*(`{3,})\s*(\S*)")
+
+
+def prose_code_lines(markdown: str):
+    """(line number, line) of each line inside a code block of a markdown cell: fenced, with a
+    language or none, but not a MyST directive (```{admonition} ... holds prose, which wraps)."""
+    open_fences = []  # (backticks, is code) of the fences open around the current line
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        fence = FENCE.match(line)
+        if fence and open_fences and fence.group(1) == open_fences[-1][0] and not fence.group(2):
+            open_fences.pop()  # the closing fence of the innermost block
+        elif fence and not (open_fences and open_fences[-1][1]):
+            open_fences.append((fence.group(1), not fence.group(2).startswith("{")))
+        elif open_fences and open_fences[-1][1]:
+            yield number, line
+
+
+def too_wide_in_prose(path: Path) -> list[str]:
+    """One line of report for each line of a code block in the prose of `path` wider than LIMIT."""
+    return [
+        f"cell {index} markdown line {number}: {columns(line)} columns: {line[:50]}..."
+        for index, cell in enumerate(json.loads(path.read_text())["cells"])
+        if cell["cell_type"] == "markdown"
+        for number, line in prose_code_lines("".join(cell["source"]))
+        if columns(line) > LIMIT
+    ]
+
+
 def chapters(pending: dict[str, str]):
     return [
         pytest.param(path, id=path.stem, marks=[pytest.mark.xfail(strict=True, reason=pending[path.stem])])
@@ -82,6 +111,39 @@ def test_output_lines_fit_the_page(chapter):
     assert not found, f"{chapter.name}: {len(found)} output lines wider than {LIMIT} columns:\n" + "\n".join(
         found
     )
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_code_in_the_prose_fits_the_page(chapter):
+    found = too_wide_in_prose(chapter)
+    assert not found, f"{chapter.name}: {len(found)} lines of code in the prose wider than {LIMIT} columns:\n" + (
+        "\n".join(found)
+    )
+
+
+def test_the_prose_check_sees_code_not_prose(tmp_path):
+    long = "x" * 81
+    markdown = "\n".join(
+        [
+            long,  # 1: prose, wraps
+            "````{admonition} Solution",  # 2: a directive: prose inside
+            long,  # 3
+            "```python",  # 4: code inside the directive
+            long,  # 5
+            "```",  # 6
+            "````",  # 7
+            "```",  # 8: a block with no language is code too
+            long,  # 9
+            "```",  # 10
+            long,  # 11: prose again
+        ]
+    )
+    notebook = tmp_path / "chapter.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [markdown]}]}))
+    assert [line.split(":")[0] for line in too_wide_in_prose(notebook)] == [
+        "cell 0 markdown line 5",
+        "cell 0 markdown line 9",
+    ]
 
 
 def test_the_width_check_sees_a_long_line(tmp_path):
