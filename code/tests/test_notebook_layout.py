@@ -65,16 +65,28 @@ FENCE = re.compile(r"^\s*(`{3,})\s*(\S*)")
 
 def prose_code_lines(markdown: str):
     """(line number, line) of each line inside a code block of a markdown cell: fenced, with a
-    language or none, but not a MyST directive (```{admonition} ... holds prose, which wraps)."""
+    language or none, but not a MyST directive (```{admonition} ... holds prose, which wraps); and,
+    inside a directive, a block indented by four spaces after a blank or option line (the worked
+    solutions' code)."""
     open_fences = []  # (backticks, is code) of the fences open around the current line
+    indented = False  # inside an indented code block of a directive
+    previous = ""
     for number, line in enumerate(markdown.splitlines(), start=1):
         fence = FENCE.match(line)
+        in_directive = bool(open_fences) and not open_fences[-1][1]
+        indented = (
+            in_directive
+            and line.startswith("    ")
+            and (indented or not previous.strip() or previous.startswith(":"))
+        ) or (indented and not line.strip())
         if fence and open_fences and fence.group(1) == open_fences[-1][0] and not fence.group(2):
             open_fences.pop()  # the closing fence of the innermost block
+            indented = False
         elif fence and not (open_fences and open_fences[-1][1]):
             open_fences.append((fence.group(1), not fence.group(2).startswith("{")))
-        elif open_fences and open_fences[-1][1]:
+        elif (open_fences and open_fences[-1][1]) or indented:
             yield number, line
+        previous = line
 
 
 def too_wide_in_prose(path: Path) -> list[str]:
@@ -136,6 +148,14 @@ def test_the_prose_check_sees_code_not_prose(tmp_path):
             long,  # 9
             "```",  # 10
             long,  # 11: prose again
+            "```{admonition} Solution",  # 12
+            ":class: dropdown",  # 13
+            "    " + long,  # 14: indented code in a directive
+            "",  # 15
+            "    " + long,  # 16: still the same block
+            "prose " + long,  # 17
+            "    " + long,  # 18: a continuation of prose, not code
+            "```",  # 19
         ]
     )
     notebook = tmp_path / "chapter.ipynb"
@@ -143,6 +163,8 @@ def test_the_prose_check_sees_code_not_prose(tmp_path):
     assert [line.split(":")[0] for line in too_wide_in_prose(notebook)] == [
         "cell 0 markdown line 5",
         "cell 0 markdown line 9",
+        "cell 0 markdown line 14",
+        "cell 0 markdown line 16",
     ]
 
 
