@@ -8,7 +8,8 @@ sight. So no code line and no text output line (printed streams, text/plain resu
 than LIMIT columns. A wide character (CJK) takes two columns, as in a monospace font.
 
 Prose wraps, but a code block in the prose (a worked solution, a shell command) does not: its lines
-are held to the same LIMIT. A MyST directive's fence (```{admonition}) holds prose, not code.
+are held to the same LIMIT: fenced blocks, and the four-space-indented blocks inside a MyST directive
+(the worked solutions). A directive's own fence (```{admonition}) holds prose, not code.
 """
 
 import json
